@@ -1,0 +1,79 @@
+"""Tiny on-disk dataset layouts for tests, written with Pillow into a temporary folder.
+
+Each `make_*` function writes the published folder layout of one dataset (a few images per class, in assorted
+Pillow modes) under `root` and returns the path to pass as `root=` to its loader."""
+from pathlib import Path
+
+from mvgg19_nb.images import write_layout
+
+MODES = ['L', 'RGB', 'P', 'RGBA', 'I;16', '1', 'LA']  # what PNG can store; JPEGs get L, RGB, CMYK
+
+
+def _mode(i, ext):
+    "A mode for the i-th image that the file format `ext` can store."
+    m = MODES[i % len(MODES)]
+    if ext in ('jpg', 'jpeg'): return ['L', 'RGB', 'CMYK'][i % 3]
+    if ext == 'bmp': return ['L', 'RGB', 'P', '1'][i % 4]
+    return m
+
+
+def make_gc10det(root, per_class=2, nested=True):
+    "Kaggle GC10-DET: `images/<1..10>/*.jpg` plus `lable/*.xml` annotations."
+    base = Path(root)/'images' if nested else Path(root)
+    files = {f'{i}/img_{i:02d}_{j:03d}.jpg': _mode(i + j, 'jpg') for i in range(1, 11) for j in range(per_class)}
+    files.update({f'lable/img_{i:02d}_000.xml': b'<annotation></annotation>' for i in range(1, 11)})
+    write_layout(base, files)
+    return Path(root)
+
+
+def make_sdnet2018(root, cracked=2, uncracked=3):
+    "SDNET2018: `{D,P,W}/{CD,UD,CP,UP,CW,UW}/*.jpg`."
+    files = {f'{s}/{k}{s}/{n:04d}-{j}.jpg': _mode(j, 'jpg')
+             for s in 'DPW' for k,n in [('C', cracked), ('U', uncracked)] for j in range(n)}
+    return write_layout(root, files, size=(32, 32))
+
+
+def make_itodd(root, objects=('adapter_plate_square', 'box', 'cap'), per_object=2):
+    "MVTec ITODD-like: `<object>/<image>.tif` (16-bit grayscale) and a `manifest.csv` (path,label)."
+    files = {f'{o}/gray/{j:03d}.tif': ('I;16', (36, 48)) for o in objects for j in range(per_object)}
+    write_layout(root, files)
+    rows = ''.join(f'{o}/gray/{j:03d}.tif,{o}\n' for o in objects for j in range(per_object))
+    (Path(root)/'manifest.csv').write_text('path,label\n' + rows)
+    return Path(root)
+
+
+def make_folder(root, classes=('ok', 'defect'), per_class=3):
+    "Generic `<class>/<image>` layout in assorted modes and formats."
+    files = {}
+    for c in classes:
+        for j in range(per_class):
+            ext = ['png', 'jpg', 'bmp', 'png'][j % 4]
+            files[f'{c}/{c}_{j}.{ext}'] = _mode(j + len(c), ext)
+    return write_layout(root, files)
+
+
+def make_elpv(root, probas=(0., 1/3, 2/3, 1., 0., 1.), types=None):
+    "ELPV-style: `images/cellNNNN.png` and a whitespace separated `labels.csv` (path, probability, type)."
+    types = types or ['mono', 'poly'] * len(probas)
+    write_layout(root, {f'images/cell{i:04d}.png': 'L' for i in range(1, len(probas) + 1)}, size=(48, 48))
+    lines = [f'images/cell{i:04d}.png  {p:.16g}  {t}' for i,(p,t) in enumerate(zip(probas, types), 1)]
+    (Path(root)/'labels.csv').write_text('\n'.join(lines) + '\n')
+    return Path(root)
+
+
+def make_magnetic_tile(root, counts=None):
+    "Magnetic tile: `MT_<Class>/Imgs/<name>.jpg` with its mask `<name>.png` beside it."
+    counts = counts or {'Blowhole': 2, 'Free': 3}
+    files = {}
+    for c,n in counts.items():
+        for j in range(n):
+            files[f'MT_{c}/Imgs/exp{j}_num_{j}.jpg'] = 'L'
+            files[f'MT_{c}/Imgs/exp{j}_num_{j}.png'] = 'L'
+    return write_layout(root, files)
+
+
+def make_casting(root, per_class=2):
+    "Casting: `casting_data/{train,test}/{ok_front,def_front}/*.jpeg`."
+    files = {f'casting_data/{s}/{c}/cast_{c[:3]}_{j}.jpeg': 'RGB'
+             for s in ('train', 'test') for c in ('ok_front', 'def_front') for j in range(per_class)}
+    return write_layout(root, files, size=(30, 30))
