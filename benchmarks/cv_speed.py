@@ -1,0 +1,103 @@
+"""Frozen-backbone cross-validation: the authors' plain per-fold `fit` loop against the feature cache, side by side.
+
+    python benchmarks/cv_speed.py                       # full ELPV at 100 px, as committed in results/cv_speed.json
+    python benchmarks/cv_speed.py --dataset magnetic_tile --size 120 --plain-images 256
+
+Everything runs in one process on the same images: (1) one epoch of the plain loop (the whole model, backbone
+included, per batch, as `model.fit` does every epoch of every fold) on `--plain-images` images, for each model;
+(2) backbone throughput, plain `model.predict` of the backbone against the cached extractor, same images and batch;
+(3) the whole cached protocol, `cross_validate` with a fresh cache, extraction included. The plain loop's cost is
+projected from (1) to the full protocol (folds x epochs x training-fold size, plus test predictions).
+Weights: a seeded random backbone (ImageNet weights cannot be downloaded here); speed does not depend on them.
+"""
+import argparse, json, os, platform, sys, tempfile, time
+from pathlib import Path
+os.environ.setdefault('KERAS_HOME', str(Path(__file__).resolve().parents[1]/'.keras_home'))
+import numpy as np, keras
+from mvgg19_nb.data import load_dataset
+from mvgg19_nb.features import feature_extractor
+from mvgg19_nb.model import build_backbone, build_model
+from mvgg19_nb.train import cross_validate, _compile
+
+def best_of(fn, repeats):
+    "Smallest wall time of `repeats` calls of `fn` (the least disturbed by other work on the machine)."
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
+    return min(times)
+
+def cpu_name():
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except Exception: return platform.processor()
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--dataset', default='elpv'); ap.add_argument('--size', type=int, default=100)
+    ap.add_argument('--folds', type=int, default=10); ap.add_argument('--epochs', type=int, default=15)
+    ap.add_argument('--batch-size', type=int, default=32); ap.add_argument('--views', type=int, default=1)
+    ap.add_argument('--plain-images', type=int, default=512, help='images for the timed plain epoch')
+    ap.add_argument('--extract-images', type=int, default=512, help='images for the throughput comparison')
+    ap.add_argument('--max-images', type=int, default=None, help='cap the dataset (quick checks only)')
+    ap.add_argument('--out', default=str(Path(__file__).parent/'results'/'cv_speed.json'))
+    a = ap.parse_args(argv)
+    size, t_all = (a.size, a.size), time.perf_counter()
+    ds = load_dataset(a.dataset)
+    if a.max_images: ds = ds.sample(a.max_images, seed=0)
+    images = ds.load(size, progress=False)
+    n, k = len(ds), len(ds.classes)
+    print(f'{a.dataset}: {n} images, {k} classes, {size[0]}x{size[1]} px, backend {keras.backend.backend()}, {os.cpu_count()} CPUs ({cpu_name()})')
+
+    # (1) the plain loop: one epoch of model.fit on the whole frozen model, per model
+    rng = np.random.default_rng(0)
+    sub = rng.choice(n, min(a.plain_images, n), replace=False)
+    plain_epoch = {}
+    for m in ('vgg19', 'mvgg19'):
+        model = _compile(build_model(m, k, size, weights=None))
+        model.fit(images[sub[:a.batch_size]], ds.labels[sub[:a.batch_size]], epochs=1, verbose=0)  # compile and warm up
+        t = best_of(lambda: model.fit(images[sub], ds.labels[sub], batch_size=a.batch_size, epochs=1, verbose=0), 1)
+        plain_epoch[m] = t / len(sub)
+        print(f'plain fit, {m}: {t:.1f} s for one epoch of {len(sub)} images ({len(sub) / t:.1f} img/s)')
+
+    # (2) extraction against plain backbone inference, same images, same batch
+    x = images[rng.choice(n, min(a.extract_images, n), replace=False)]
+    backbone = build_backbone(size, weights=None)
+    extractor, _ = feature_extractor(size, weights=None)
+    for f in (backbone, extractor): f.predict(x[:64], batch_size=64, verbose=0)  # warm up
+    t_pred, t_ext = [], []
+    for _ in range(2):  # interleaved, so both see the same machine load
+        t_pred.append(best_of(lambda: backbone.predict(x, batch_size=64, verbose=0), 1))
+        t_ext.append(best_of(lambda: extractor.predict(x, batch_size=64, verbose=0), 1))
+    predict_ips, extract_ips = len(x) / min(t_pred), len(x) / min(t_ext)
+    print(f'backbone predict {predict_ips:.1f} img/s, cached extraction {extract_ips:.1f} img/s: ratio {extract_ips / predict_ips:.3f}')
+
+    # (3) the whole cached protocol, extraction included
+    with tempfile.TemporaryDirectory() as d:
+        res = cross_validate(ds, input_size=size, folds=a.folds, epochs=a.epochs, batch_size=a.batch_size, weights=None,
+                             views=a.views, out_dir=d, cache_dir=Path(d)/'cache', progress=False)
+        cache_bytes = sum(p.stat().st_size for p in (Path(d)/'cache').rglob('*.npy'))
+    cached_wall = res.timings['wall_s']
+    fit_s = {m: [t['fit_s'] for t in r['timings']] for m, r in res.runs.items()}
+    cached_epoch = {m: float(np.mean(v)) / a.epochs for m, v in fit_s.items()}
+    n_train = np.mean([n - len(te) for te in res.folds])
+    plain_total = sum(plain_epoch[m] * n_train * a.epochs * a.folds + n / predict_ips for m in plain_epoch)
+    speedup = plain_total / cached_wall
+    for m in ('vgg19', 'mvgg19'):
+        print(f'per epoch, {m}: plain {plain_epoch[m] * n_train:.1f} s, cached {cached_epoch[m]:.2f} s '
+              f'(x{plain_epoch[m] * n_train / cached_epoch[m]:.0f})')
+    print(f"cached {a.folds}-fold x {a.epochs}-epoch run of both models: {cached_wall:.1f} s wall "
+          f"(extraction {res.timings['extract_s']:.1f} s); plain loop projected: {plain_total:.0f} s; speed-up x{speedup:.0f}")
+    acc = {m: float(res.metrics(m)['accuracy'].mean()) for m in res.runs}
+    out = dict(speedup_full_protocol=speedup, extraction_vs_predict=extract_ips / predict_ips, cached_cv_wall_s=cached_wall,
+               extract_s=res.timings['extract_s'], plain_projected_s=plain_total,
+               plain_epoch_s={m: plain_epoch[m] * n_train for m in plain_epoch}, cached_epoch_s=cached_epoch,
+               predict_img_per_s=predict_ips, extract_img_per_s=extract_ips, cache_bytes=cache_bytes, cached_mean_accuracy=acc,
+               params=dict(dataset=a.dataset, n_images=n, input_size=list(size), folds=a.folds, epochs=a.epochs, batch_size=a.batch_size,
+                           views=a.views, plain_images=len(sub), extract_images=len(x), weights='random (seed 0)'),
+               machine=dict(cpu=cpu_name(), cpus=os.cpu_count(), python=platform.python_version(), keras=keras.__version__,
+                            backend=keras.backend.backend(), platform=platform.platform()),
+               benchmark_wall_s=time.perf_counter() - t_all, date=time.strftime('%Y-%m-%d %H:%M:%S'))
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(out, indent=1))
+    print(f'wrote {a.out}')
+
+if __name__ == '__main__': main()
