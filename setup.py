@@ -19,7 +19,7 @@ setuptools.setup(
     include_package_data=True,
     install_requires=reqs('requirements'),
     extras_require={'cpu': reqs('pip_requirements'), 'dev': reqs('dev_requirements'),
-                    'elpv': ['elpv-dataset'], 'onnx': ['tf2onnx', 'onnx']},
+                    'elpv': ['elpv-dataset'], 'onnx': ['tf2onnx', 'onnx', 'onnxruntime']},
     entry_points={'console_scripts': cfg['console_scripts'].split(),
                   'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False)
