@@ -198,7 +198,7 @@ class Failure:
 def _progress(it, total, show, desc='images'):
     "Wrap `it` in a tqdm progress bar if `show` and tqdm is installed."
     if not show: return it
-    try: from tqdm.auto import tqdm
+    try: from tqdm import tqdm  # text bar: no widget needed in notebooks or logs
     except ImportError: return it
     return tqdm(it, total=total, desc=desc, leave=False)
 

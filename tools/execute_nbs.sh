@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Execute the tutorial notebooks in place so the book renders their outputs, then clean them as nbdev does.
-# Run after editing a notebook, before committing: the book (execute_notebooks: off) shows what this run printed.
+# Execute the tutorial notebooks in place (papermill, in nbs/) so the book renders their outputs, then clean
+# them as nbdev does. Run after editing a notebook, before committing: the book shows what this run printed.
+#   bash tools/execute_nbs.sh                      # all of nbs/index.ipynb and nbs/NN_*.ipynb
+#   bash tools/execute_nbs.sh nbs/03_model.ipynb   # some
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export KERAS_HOME="${KERAS_HOME:-$PWD/.keras_home}" MPLBACKEND=module://matplotlib_inline.backend_inline
-for nb in "${@:-nbs/index.ipynb nbs/[0-9]*.ipynb}"; do
-  for f in $nb; do
-    echo "executing $f"
-    (cd "$(dirname "$f")" && ../.venv/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=900 "$(basename "$f")" 2>&1 | grep -v -E "^(WARNING|I0000|To enable)" | tail -2)
-  done
+export KERAS_HOME="${KERAS_HOME:-$PWD/.keras_home}" TF_CPP_MIN_LOG_LEVEL=3  # no backend start-up logs in the outputs
+[ $# -gt 0 ] || set -- nbs/index.ipynb nbs/[0-9]*.ipynb
+for f in "$@"; do
+  echo "executing $f"
+  .venv/bin/papermill --cwd "$(dirname "$f")" -k python3 --no-progress-bar "$f" "$f"
 done
 .venv/bin/nbdev_clean
