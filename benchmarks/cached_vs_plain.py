@@ -22,7 +22,7 @@ def main(argv=None):
     ap.add_argument('--epochs', type=int, default=5); ap.add_argument('--models', default='mvgg19')
     ap.add_argument('--out', default=str(Path(__file__).parent/'results'/'cached_vs_plain.json'))
     a = ap.parse_args(argv)
-    ds = load_dataset(a.dataset).sample(a.max_images, seed=0)
+    ds = load_dataset(a.dataset).sample(a.max_images, seed=0, min_per_class=a.folds)  # every class in every fold
     common = dict(models=tuple(a.models.split(',')), input_size=(a.size, a.size), folds=a.folds, epochs=a.epochs, weights=None,
                   augment=False, seed=0, progress=False)
     out = dict(params=dict(dataset=a.dataset, n_images=len(ds), **{k: v for k, v in common.items() if k != 'progress'}),
