@@ -6,8 +6,10 @@
 Everything runs in one process on the same images: (1) one epoch of the plain loop (the whole model, backbone
 included, per batch, as `model.fit` does every epoch of every fold) on `--plain-images` images, for each model;
 (2) backbone throughput, plain `model.predict` of the backbone against the cached extractor, same images and batch;
-(3) the whole cached protocol, `cross_validate` with a fresh cache, extraction included. The plain loop's cost is
-projected from (1) to the full protocol (folds x epochs x training-fold size, plus test predictions).
+(3) the whole cached protocol, `cross_validate` with a fresh cache, extraction included, folds trained in parallel worker
+processes (`--workers`, default: one per core); (4) the head's epoch on the cache through `fit(ViewSampler(...))` against
+`fit_cached_head`, the loop `cross_validate` uses. The plain loop's cost is projected from (1) to the full protocol
+(folds x epochs x training-fold size, plus test predictions).
 Weights: a seeded random backbone (ImageNet weights cannot be downloaded here); speed does not depend on them.
 """
 import argparse, json, os, platform, sys, tempfile, time
@@ -15,9 +17,9 @@ from pathlib import Path
 os.environ.setdefault('KERAS_HOME', str(Path(__file__).resolve().parents[1]/'.keras_home'))
 import numpy as np, keras
 from mvgg19_nb.data import load_dataset
-from mvgg19_nb.features import feature_extractor
+from mvgg19_nb.features import build_cached_head, extract_features, feature_extractor, _digest
 from mvgg19_nb.model import build_backbone, build_model
-from mvgg19_nb.train import cross_validate, _compile
+from mvgg19_nb.train import ViewSampler, cross_validate, fit_cached_head, _compile
 
 def best_of(fn, repeats):
     "Smallest wall time of `repeats` calls of `fn` (the least disturbed by other work on the machine)."
@@ -38,6 +40,8 @@ def main(argv=None):
     ap.add_argument('--plain-images', type=int, default=512, help='images for the timed plain epoch')
     ap.add_argument('--extract-images', type=int, default=512, help='images for the throughput comparison')
     ap.add_argument('--max-images', type=int, default=None, help='cap the dataset (quick checks only)')
+    ap.add_argument('--workers', type=int, default=None, help='processes for the folds (default: one per core)')
+    ap.add_argument('--loop-epochs', type=int, default=3, help='epochs for the head-loop comparison (4)')
     ap.add_argument('--out', default=str(Path(__file__).parent/'results'/'cv_speed.json'))
     a = ap.parse_args(argv)
     size, t_all = (a.size, a.size), time.perf_counter()
@@ -73,8 +77,22 @@ def main(argv=None):
     # (3) the whole cached protocol, extraction included
     with tempfile.TemporaryDirectory() as d:
         res = cross_validate(ds, input_size=size, folds=a.folds, epochs=a.epochs, batch_size=a.batch_size, weights=None,
-                             views=a.views, out_dir=d, cache_dir=Path(d)/'cache', progress=False)
+                             views=a.views, out_dir=d, cache_dir=Path(d)/'cache', workers=a.workers, progress=False)
         cache_bytes = sum(p.stat().st_size for p in (Path(d)/'cache').rglob('*.npy'))
+        print(f"cached run: {res.timings['wall_s']:.1f} s in {res.timings['workers']} worker process(es)", flush=True)
+
+        # (4) the head's epochs through fit(PyDataset) and through fit_cached_head, same head, same fold
+        feats = extract_features(None, Path(d)/'cache', _digest(ds.digests()), size, None, views=a.views, progress=False)
+        tr = np.setdiff1d(np.arange(n), res.folds[0])
+        loop_s = {}
+        for name in ('fit_pydataset', 'fit_cached_head'):
+            keras.utils.set_random_seed(0)
+            head = _compile(build_cached_head('mvgg19', k, feats.layout))
+            t0 = time.perf_counter()
+            if name == 'fit_pydataset': head.fit(ViewSampler(feats.views, tr, ds.labels, a.batch_size), epochs=a.loop_epochs, verbose=0)
+            else: fit_cached_head(head, feats.views, tr, ds.labels, a.loop_epochs, a.batch_size)
+            loop_s[name] = (time.perf_counter() - t0) / a.loop_epochs
+            print(f'MVGG19 head, {name}: {loop_s[name]:.2f} s per epoch of {len(tr)} images (tracing included)', flush=True)
     cached_wall = res.timings['wall_s']
     fit_s = {m: [t['fit_s'] for t in r['timings']] for m, r in res.runs.items()}
     cached_epoch = {m: float(np.mean(v)) / a.epochs for m, v in fit_s.items()}
@@ -90,7 +108,7 @@ def main(argv=None):
     out = dict(speedup_full_protocol=speedup, extraction_vs_predict=extract_ips / predict_ips, cached_cv_wall_s=cached_wall,
                extract_s=res.timings['extract_s'], plain_projected_s=plain_total,
                plain_epoch_s={m: plain_epoch[m] * n_train for m in plain_epoch}, cached_epoch_s=cached_epoch,
-               predict_img_per_s=predict_ips, extract_img_per_s=extract_ips, cache_bytes=cache_bytes, cached_mean_accuracy=acc,
+               workers=res.timings['workers'], head_loop_epoch_s=loop_s, predict_img_per_s=predict_ips, extract_img_per_s=extract_ips, cache_bytes=cache_bytes, cached_mean_accuracy=acc,
                params=dict(dataset=a.dataset, n_images=n, input_size=list(size), folds=a.folds, epochs=a.epochs, batch_size=a.batch_size,
                            views=a.views, plain_images=len(sub), extract_images=len(x), weights='random (seed 0)'),
                machine=dict(cpu=cpu_name(), cpus=os.cpu_count(), python=platform.python_version(), keras=keras.__version__,

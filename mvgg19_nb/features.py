@@ -5,7 +5,8 @@
 # %% ../nbs/04_features.ipynb #93dcec21
 from __future__ import annotations
 import hashlib, json, os, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 import numpy as np
 import keras
@@ -14,7 +15,7 @@ from .model import PAPER_BRANCHES, build_backbone, branch_name, classifier_head
 
 # %% auto #0
 __all__ = ['SpatialMoments', 'feature_extractor', 'feature_layout', 'PooledBD', 'Span', 'build_cached_head', 'transfer_head',
-           'weights_id', 'Features', 'extract_features']
+           'weights_id', 'Features', 'open_features', 'extract_features']
 
 # %% ../nbs/04_features.ipynb #e3ce6f5a
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
@@ -133,7 +134,19 @@ class Features:
     layout: dict
     folder: Path
     extract_s: float = 0.0  # seconds spent extracting in this call (0 when everything came from disk)
+    paths: tuple = ()  # the view files, one per view
     def __len__(self): return self.views.shape[1]
+    # pickled as its file names, so that worker processes reopen the cache instead of receiving a copy of it
+    def __reduce__(self): return (open_features, (tuple(map(str, self.paths)), self.layout, str(self.folder)))
+
+@lru_cache(maxsize=2)
+def _open_views(paths):
+    "The (V, N, D) views in the files `paths`: memory-mapped, several views stacked in memory once per process."
+    return np.stack([np.load(p, mmap_mode='r') for p in paths]) if len(paths) > 1 else np.load(paths[0], mmap_mode='r')[None]
+
+def open_features(paths, layout, folder):
+    "`Features` from its view files, as `extract_features` returned them."
+    return Features(_open_views(tuple(map(str, paths))), layout, Path(folder), 0.0, tuple(Path(p) for p in paths))
 
 # %% ../nbs/04_features.ipynb #7eb5e6ea
 def _save_atomic(path, arr):
@@ -166,4 +179,4 @@ def extract_features(images, cache_dir, content_key, input_size=(100, 100), weig
         (folder/'layout.json').write_text(json.dumps(layout))
     layout = json.loads((folder/'layout.json').read_text())
     arr = np.stack([np.load(p, mmap_mode='r') for p in paths]) if views > 1 else np.load(paths[0], mmap_mode='r')[None]
-    return Features(arr, layout, folder, time.perf_counter() - t0 if todo else 0.0)
+    return Features(arr, layout, folder, time.perf_counter() - t0 if todo else 0.0, tuple(paths))

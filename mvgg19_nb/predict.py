@@ -14,7 +14,7 @@ from PIL import Image
 from .images import IMAGE_EXTS, ImageError, load_image, load_images, to_rgb
 from .model import PAPER_BRANCHES, build_model
 from .features import build_cached_head, extract_features, transfer_head, _digest  # also registers the custom layers
-from .train import HEAD_KEYS, ViewSampler
+from .train import HEAD_KEYS, fit_cached_head, _compile
 
 # %% auto #0
 __all__ = ['ClassNames', 'with_classes', 'classes_of', 'save_model', 'load_model', 'train_final_model', 'input_size', 'as_batch',
@@ -81,9 +81,8 @@ def train_final_model(ds, model='mvgg19', input_size=(100, 100), epochs=15, weig
         feats = extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or tmp, _digest(ds.digests()), input_size,
                                  weights, branches, trunk, preprocessing, seed, views, augment or None, progress=progress)
         keras.utils.set_random_seed(seed)
-        head = build_cached_head(model, len(ds.classes), feats.layout, seed=seed, **kw)
-        head.compile(optimizer=keras.optimizers.Adam(), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
-        head.fit(ViewSampler(feats.views, np.arange(len(ds)), labels, batch_size, seed), epochs=epochs, verbose=2 if progress else 0)
+        head = _compile(build_cached_head(model, len(ds.classes), feats.layout, seed=seed, **kw))
+        fit_cached_head(head, feats.views, np.arange(len(ds)), labels, epochs, batch_size, seed, verbose=progress)
         del feats
     extra = {'branches': branches} if model == 'mvgg19' else {}
     full = build_model(model, len(ds.classes), input_size, weights=weights, trunk=trunk, preprocessing=preprocessing, seed=seed, **extra, **kw)

@@ -4,20 +4,23 @@
 
 # %% ../nbs/05_train.ipynb #1e14e9de
 from __future__ import annotations
-import hashlib, json, os, time
+import json, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import keras
+from keras import ops
+from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
-from .features import build_cached_head, extract_features, _digest, _save_atomic
-from .model import build_model
+from .features import build_cached_head, extract_features, _digest
+from .model import PAPER_BRANCHES, build_model
 from .augment import build_augmenter
 from .metrics import fold_metrics, summarize
 
 # %% auto #0
-__all__ = ['HEAD_KEYS', 'duplicate_groups', 'make_folds', 'split_validation', 'ViewSampler', 'CVResult', 'cross_validate']
+__all__ = ['HEAD_KEYS', 'duplicate_groups', 'make_folds', 'split_validation', 'FusedAdam', 'ViewSampler', 'fit_cached_head',
+           'CVResult', 'default_workers', 'cross_validate']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -41,6 +44,28 @@ def split_validation(idx, labels, groups, val_split=0.1, seed=0):
     tr, va = next(cv.split(idx, labels[idx], groups[idx]))
     return idx[tr], idx[va]
 
+# %% ../nbs/05_train.ipynb #45ce54d0
+def _handle(v): return v.value.handle if isinstance(v, keras.Variable) else v.handle
+
+@keras.saving.register_keras_serializable(package='mvgg19_nb')
+class FusedAdam(keras.optimizers.Adam):
+    "Keras's `Adam` (same defaults, same update); on TensorFlow, one fused `ApplyAdam` kernel per variable."
+    def update_step(self, gradient, variable, learning_rate):
+        if keras.backend.backend() != 'tensorflow' or self.amsgrad: return super().update_step(gradient, variable, learning_rate)
+        import tensorflow as tf
+        if isinstance(gradient, tf.IndexedSlices): return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        cast = lambda v: ops.cast(v, dtype)
+        step, i = cast(self.iterations + 1), self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(var=_handle(variable), m=_handle(self._momentums[i]), v=_handle(self._velocities[i]),
+                                     beta1_power=ops.power(cast(self.beta_1), step), beta2_power=ops.power(cast(self.beta_2), step),
+                                     lr=cast(learning_rate), beta1=cast(self.beta_1), beta2=cast(self.beta_2),
+                                     epsilon=cast(self.epsilon), grad=gradient)
+
+def _compile(model):
+    model.compile(optimizer=FusedAdam(), loss='sparse_categorical_crossentropy', metrics=['accuracy'])  # Adam defaults, as the paper
+    return model
+
 # %% ../nbs/05_train.ipynb #f0145af1
 class ViewSampler(keras.utils.PyDataset):
     "Batches of (features, labels) drawing, each epoch, one of the cached views per image."
@@ -61,19 +86,50 @@ class ViewSampler(keras.utils.PyDataset):
         self.order = self.rng.permutation(self.idx)
         self.choice = self.rng.integers(0, self.views.shape[0], len(self.idx))
 
+# %% ../nbs/05_train.ipynb #65e90eb7
+def fit_cached_head(head, views, idx, labels, epochs=15, batch_size=32, seed=0, validation=None, verbose=False):
+    """Train the compiled `head` on cached `views` (V, N, D) of the images `idx`, one view per image and epoch.
+    Returns the history `fit` would: per epoch, loss and metrics, and `val_` ones on `validation` = (features, labels)."""
+    batches, hist = ViewSampler(views, idx, labels, batch_size, seed), {}
+    for e in range(epochs):
+        t0, sums = time.perf_counter(), {}
+        for i in range(len(batches)):
+            x, y = batches[i]
+            for k, v in head.train_on_batch(x, y, return_dict=True).items(): sums[k] = sums.get(k, 0.0) + v * len(y)
+        batches.on_epoch_end()
+        logs = {k: v / len(batches.idx) for k, v in sums.items()}
+        if validation is not None and len(validation[1]):
+            logs.update({f'val_{k}': v for k, v in head.evaluate(*validation, batch_size=256, verbose=0, return_dict=True).items()})
+        for k, v in logs.items(): hist.setdefault(k, []).append(float(v))
+        if verbose: print(f"epoch {e + 1}/{epochs}: " + ', '.join(f'{k} {v:.4f}' for k, v in logs.items()) + f" ({time.perf_counter() - t0:.1f} s)", flush=True)
+    return hist
+
 # %% ../nbs/05_train.ipynb #f23875b2
 HEAD_KEYS = ('dense_units', 'dense_activation', 'dropout', 'bd_dropout')
 
-def _compile(model):
-    model.compile(optimizer=keras.optimizers.Adam(), loss='sparse_categorical_crossentropy', metrics=['accuracy'])  # Adam defaults, as the paper
-    return model
+_HEADS = {}  # this process's compiled heads, reused by later folds: tracing a new head's functions costs seconds a fold
+
+def _fresh_head(name, num_classes, layout, seed, head_kwargs):
+    "A compiled head in exactly the state of a new `build_cached_head(..., seed=seed)`, reusing this process's compiled one."
+    new = build_cached_head(name, num_classes, layout, seed=seed, **head_kwargs)
+    key = json.dumps([name, num_classes, layout, head_kwargs], sort_keys=True, default=str)
+    if key not in _HEADS:
+        head = _compile(new)
+        head.optimizer.build(head.trainable_variables)
+        while len(_HEADS) >= 4: _HEADS.pop(next(iter(_HEADS)))
+        _HEADS[key] = head, [np.asarray(v) for v in head.optimizer.variables]
+        return head
+    head, optimizer_start = _HEADS[key]
+    for v, w in zip(head.variables, new.variables): v.assign(w)  # weights, BatchNorm statistics, dropout seed states
+    for v, w in zip(head.optimizer.variables, optimizer_start): v.assign(w)  # step 0, zero moments
+    return head
 
 def _fit_cached(name, feats, labels, tr, va, te, num_classes, epochs, batch_size, seed, verbose, model_kwargs):
     "Train `name`'s head on cached features; return (history, test probabilities, head)."
-    head = _compile(build_cached_head(name, num_classes, feats.layout, seed=seed, **{k: v for k, v in model_kwargs.items() if k in HEAD_KEYS}))
+    head = _fresh_head(name, num_classes, feats.layout, seed, {k: v for k, v in model_kwargs.items() if k in HEAD_KEYS})
     val = (np.asarray(feats.views[0][va]), labels[va]) if len(va) else None
-    h = head.fit(ViewSampler(feats.views, tr, labels, batch_size, seed), validation_data=val, epochs=epochs, verbose=verbose)
-    return h.history, head.predict(np.asarray(feats.views[0][te]), batch_size=256, verbose=0), head
+    h = fit_cached_head(head, feats.views, tr, labels, epochs, batch_size, seed, val, verbose)
+    return h, head.predict(np.asarray(feats.views[0][te]), batch_size=256, verbose=0), head
 
 def _fit_full(name, images, labels, tr, va, te, num_classes, input_size, epochs, batch_size, seed, verbose, model_kwargs, augment, weights, freeze, preprocessing):
     "Train the whole model on images, the augmenter inside it (the authors' per-fold `fit`); return (history, test probabilities, model)."
@@ -124,13 +180,63 @@ def _save_fold(path, te, proba, history, timing):
 def _load_fold(path):
     with np.load(path) as z: return z['test'], z['proba'], json.loads(str(z['history'])), json.loads(str(z['timing']))
 
+def _run_fold(task, shared):
+    "Train and test one model on one fold and save its fold file; in this process or in a worker."
+    m, k, tr, va, te = task
+    keras.utils.set_random_seed(shared['seed'] * 1000 + k)  # each fold its own seed: resuming gives the same numbers
+    t0, s = time.perf_counter(), shared
+    if s['feats'] is not None:
+        h, p, _ = _fit_cached(m, s['feats'], s['labels'], tr, va, te, s['num_classes'], s['epochs'], s['batch_size'],
+                              s['seed'] * 1000 + k, s['verbose'], s['model_kwargs'])
+    else:
+        h, p, _ = _fit_full(m, s['images'], s['labels'], tr, va, te, s['num_classes'], s['input_size'], s['epochs'], s['batch_size'],
+                            s['seed'], s['verbose'], s['model_kwargs'], s['augment'], s['weights'], s['freeze'], s['preprocessing'])
+    fit_s = time.perf_counter() - t0
+    h = {key: [float(x) for x in v] for key, v in h.items()}
+    _save_fold(_fold_file(s['run_dir'], m, k), te, p, h, dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid()))
+    return m, k, fit_s
+
+# %% ../nbs/05_train.ipynb #46d3a921
+def _cores(): return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+
+def default_workers(n_jobs, cached=True):
+    "Processes for `n_jobs` folds: one per CPU core (at most 8) for cached heads on a CPU, else 1."
+    if not cached or n_jobs < 2: return 1
+    try: accelerated = any(not str(d).lower().startswith('cpu') for d in keras.distribution.list_devices())
+    except Exception: accelerated = False
+    return 1 if accelerated else max(1, min(_cores(), 8, n_jobs))
+
+def _limit_threads(threads):
+    "Give this worker process `threads` CPU threads (before its backend starts), so that workers share the cores."
+    if keras.backend.backend() == 'tensorflow':
+        import tensorflow as tf
+        if tf.config.threading.get_intra_op_parallelism_threads() == threads: return  # done by an earlier fold
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    elif keras.backend.backend() == 'jax' and threads == 1 and 'multi_thread_eigen' not in os.environ.get('XLA_FLAGS', ''):
+        os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1').strip()
+
+def _worker_fold(task, shared, threads):
+    _limit_threads(threads)
+    return _run_fold(task, shared)
+
+def _run_folds(tasks, shared, workers):
+    "Run `tasks` (model, fold, train, validation, test) in `workers` processes; yields (model, fold, seconds) as they finish."
+    if workers <= 1:
+        for t in tasks: yield _run_fold(t, shared)
+        return
+    from mvgg19_nb import train  # by module name, so that workers import it rather than unpickle it from a notebook
+    run = Parallel(n_jobs=workers, backend='loky', batch_size=1, return_as='generator_unordered')
+    yield from run(delayed(train._worker_fold)(t, shared, max(1, _cores() // workers)) for t in tasks)
+
 # %% ../nbs/05_train.ipynb #8c5e6b10
 def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100), folds=10, epochs=15, batch_size=32,
                    weights='imagenet', freeze='frozen', preprocessing='vgg', augment=None, views=4, val_split=0.1, seed=0,
-                   out_dir='runs', cache_dir=None, cached=None, model_kwargs=None, progress=True):
+                   out_dir='runs', cache_dir=None, cached=None, model_kwargs=None, workers=None, progress=True):
     """Stratified `folds`-fold cross-validation of each of `models` on `ds`, on the same folds.
     `augment`: dict of `build_augmenter` settings, None for its defaults, False for none. `cached`: None picks the
-    feature cache when `freeze='frozen'`. Finished folds in `out_dir` are reused by a rerun with the same parameters."""
+    feature cache when `freeze='frozen'`. Finished folds in `out_dir` are reused by a rerun with the same parameters.
+    `workers`: processes training folds in parallel (None: `default_workers`); the results do not depend on it."""
     t_start, model_kwargs = time.perf_counter(), dict(model_kwargs or {})
     cached = freeze == 'frozen' if cached is None else cached
     if cached and freeze != 'frozen': raise ValueError("cached features need a frozen backbone: use freeze='frozen' or cached=False")
@@ -151,27 +257,28 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100
     if pending and cached:
         feats = extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or Path(out_dir)/'cache', params['content'],
                                  input_size, weights, trunk=model_kwargs.get('trunk', 'block5_pool'),
-                                 branches=model_kwargs.get('branches', ('block2_pool', 'block3_pool', 'block4_pool')),
+                                 branches=model_kwargs.get('branches', PAPER_BRANCHES),
                                  preprocessing=preprocessing, seed=seed, views=views,
                                  augment=augment or None, progress=progress)
         res.timings['extract_s'] = feats.extract_s
     elif pending: images = ds.load(input_size, progress=progress)
-    num_classes, verbose = len(ds.classes), 2 if progress else 0
+    num_classes = len(ds.classes)
+    workers = default_workers(len(pending), cached) if workers is None or not cached else max(1, min(int(workers), len(pending)))
+    shared = dict(feats=feats, images=images, labels=labels, num_classes=num_classes, input_size=input_size, epochs=epochs,
+                  batch_size=batch_size, seed=seed, verbose=2 if progress and workers == 1 else 0, model_kwargs=model_kwargs,
+                  augment=augment, weights=weights, freeze=freeze, preprocessing=preprocessing, run_dir=run_dir)
+    tasks = []
+    for m, k in pending:
+        tr, va = split_validation(np.setdiff1d(np.arange(len(ds)), fold_idx[k]), labels, groups, val_split, seed + k)
+        tasks.append((m, k, tr, va, fold_idx[k]))
+    if pending and progress: print(f'training {len(pending)} fold models in {workers} process(es)', flush=True)
+    for n_done, (m, k, fit_s) in enumerate(_run_folds(tasks, shared, workers), 1):
+        if progress: print(f'{m}: fold {k + 1}/{folds} done in {fit_s:.0f} s ({n_done}/{len(tasks)})', flush=True)
+    res.timings['workers'] = workers
     for m in models:
         proba, hists, times = np.zeros((len(ds), num_classes), 'float32'), [], []
         for k, te in enumerate(fold_idx):
-            path = _fold_file(run_dir, m, k)
-            if not path.exists():
-                if progress: print(f'{m}: fold {k + 1}/{folds}', flush=True)
-                keras.utils.set_random_seed(seed * 1000 + k)  # each fold its own seed: resuming gives the same numbers
-                tr, va = split_validation(np.setdiff1d(np.arange(len(ds)), te), labels, groups, val_split, seed + k)
-                t0 = time.perf_counter()
-                if cached: h, p, _ = _fit_cached(m, feats, labels, tr, va, te, num_classes, epochs, batch_size, seed * 1000 + k, verbose, model_kwargs)
-                else: h, p, _ = _fit_full(m, images, labels, tr, va, te, num_classes, input_size, epochs, batch_size, seed,
-                                          verbose, model_kwargs, augment, weights, freeze, preprocessing)
-                h = {key: [float(x) for x in v] for key, v in h.items()}
-                _save_fold(path, te, p, h, dict(fit_s=time.perf_counter() - t0, n_train=len(tr), n_val=len(va), n_test=len(te)))
-            _, p, h, t = _load_fold(path)
+            _, p, h, t = _load_fold(_fold_file(run_dir, m, k))
             proba[te] = p; hists.append(h); times.append(t)
         res.runs[m] = dict(proba=proba, histories=hists, timings=times)
     res.timings['wall_s'] = time.perf_counter() - t_start

@@ -52,12 +52,20 @@ SCRIPT = textwrap.dedent('''
 def test_killed_run_resumes_to_same_result(ds, cache, run, tmp_path):
     script = tmp_path/'run.py'; script.write_text(SCRIPT)
     out = tmp_path/'runs'
-    proc = subprocess.Popen([sys.executable, str(script), str(out), str(cache)], env={**os.environ, 'KERAS_HOME': os.environ['KERAS_HOME']})
+    proc = subprocess.Popen([sys.executable, str(script), str(out), str(cache)], env={**os.environ, 'KERAS_HOME': os.environ['KERAS_HOME']},
+                            start_new_session=True)  # its own process group: the kill takes the fold workers too
     deadline = time.time() + 240
     while not list(out.glob('*/vgg19/fold1.npz')) and time.time() < deadline and proc.poll() is None: time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL); proc.wait()
+    os.killpg(proc.pid, signal.SIGKILL); proc.wait()
     done = sorted(p.name for p in out.glob('*/*/fold*.npz'))
     assert 'fold1.npz' in done and len(done) < 6, f'the kill should land mid-run, found {done}'
     assert not list(out.rglob('*.tmp*npz')) or all(p.stat().st_size >= 0 for p in out.rglob('*.tmp*npz'))
     resumed = cross_validate(ds, out_dir=out, cache_dir=cache, **ARGS)
     for m in run.runs: np.testing.assert_allclose(resumed.runs[m]['proba'], run.runs[m]['proba'], atol=1e-5)
+
+def test_workers_do_not_change_results(ds, cache, run, tmp_path):
+    one = cross_validate(ds, out_dir=tmp_path, cache_dir=cache, workers=1, **ARGS)
+    assert one.timings['workers'] == 1 and run.timings['workers'] == min(2, os.cpu_count())  # the fixture ran with the default
+    for m in run.runs:
+        np.testing.assert_allclose(one.runs[m]['proba'], run.runs[m]['proba'], atol=1e-5)
+        np.testing.assert_allclose(one.runs[m]['histories'][0]['loss'], run.runs[m]['histories'][0]['loss'], rtol=1e-5)
