@@ -236,7 +236,7 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100
     """Stratified `folds`-fold cross-validation of each of `models` on `ds`, on the same folds.
     `augment`: dict of `build_augmenter` settings, None for its defaults, False for none. `cached`: None picks the
     feature cache when `freeze='frozen'`. Finished folds in `out_dir` are reused by a rerun with the same parameters.
-    `workers`: processes training folds in parallel (None: `default_workers`); the results do not depend on it."""
+    `workers`: processes training folds in parallel (None: `default_workers`); results agree to float rounding."""
     t_start, model_kwargs = time.perf_counter(), dict(model_kwargs or {})
     cached = freeze == 'frozen' if cached is None else cached
     if cached and freeze != 'frozen': raise ValueError("cached features need a frozen backbone: use freeze='frozen' or cached=False")
