@@ -167,7 +167,7 @@ def extract_features(images, cache_dir, content_key, input_size=(100, 100), weig
     aug_key = _digest(dict(augment=augment or {}, seed=seed))
     paths = [folder/('view0.npy' if v == 0 else f'view{v}-aug{aug_key}.npy') for v in range(views)]
     todo = [v for v, p in enumerate(paths) if not p.exists()]
-    t0, layout = time.perf_counter(), None
+    t0 = time.perf_counter()
     if todo:
         from mvgg19_nb.augment import augment_views, build_augmenter
         imgs = images() if callable(images) else images
@@ -177,6 +177,6 @@ def extract_features(images, cache_dir, content_key, input_size=(100, 100), weig
             if progress: print(f'extracting view {v} of {len(x)} images at {input_size[0]}x{input_size[1]}', flush=True)
             _save_atomic(paths[v], ext.predict(x, batch_size=batch_size, verbose=int(bool(progress)) * 2).astype('float32'))
         (folder/'layout.json').write_text(json.dumps(layout))
-    layout = json.loads((folder/'layout.json').read_text())
-    arr = np.stack([np.load(p, mmap_mode='r') for p in paths]) if views > 1 else np.load(paths[0], mmap_mode='r')[None]
-    return Features(arr, layout, folder, time.perf_counter() - t0 if todo else 0.0, tuple(paths))
+    feats = open_features(paths, json.loads((folder/'layout.json').read_text()), folder)
+    feats.extract_s = time.perf_counter() - t0 if todo else 0.0
+    return feats
