@@ -9,8 +9,8 @@ import pandas as pd
 from sklearn import metrics as skm
 
 # %% auto #0
-__all__ = ['to_pred', 'classification_metrics', 'fold_metrics', 'summarize', 'format_mean_std', 'per_class_report', 'confusion',
-           'roc_curves']
+__all__ = ['to_pred', 'balanced_accuracy', 'classification_metrics', 'fold_metrics', 'summarize', 'format_mean_std',
+           'per_class_report', 'confusion', 'single_class_folds', 'majority_baseline', 'linear_probe', 'roc_curves']
 
 # %% ../nbs/06_metrics.ipynb #c6ddce8d
 def to_pred(proba_or_pred):
@@ -32,10 +32,15 @@ def _auc(y_true, proba):
     if len(present) == proba.shape[1]: return float(skm.roc_auc_score(y_true, proba, multi_class='ovr', average='macro'))
     return float(np.mean([skm.roc_auc_score(y_true == k, proba[:, k]) for k in present]))
 
+def balanced_accuracy(y_true, pred):
+    "Mean recall over the classes present in `y_true` (scikit-learn's balanced accuracy, without its warning)."
+    y = np.asarray(y_true).astype(int)
+    return float(skm.recall_score(y, to_pred(pred), labels=np.unique(y), average='macro', zero_division=0))
+
 def classification_metrics(y_true,  # (N,) integer labels 0..K-1
                            proba,  # (N, K) probabilities (or (N,) positive-class probability if binary)
                            classes=None):  # class names, only checked against K
-    "Dict of accuracy, precision, recall, f1, auc: binary for class 1, else macro (+ `*_weighted`) and OvR AUC."
+    "Dict of accuracy, precision, recall, f1, balanced accuracy, AUC: binary for class 1, else macro (+ `*_weighted`)."
     y, p = np.asarray(y_true).astype(int), _proba2d(proba)
     if classes is not None and len(classes) != p.shape[1]:
         raise ValueError(f"{len(classes)} classes but proba has {p.shape[1]} columns")
@@ -46,6 +51,7 @@ def classification_metrics(y_true,  # (N,) integer labels 0..K-1
         kw = dict(pos_label=1, labels=[0, 1]) if binary else {}
         pr, rc, f1, _ = skm.precision_recall_fscore_support(y, pred, average=avg, zero_division=0, **kw)
         out.update({f'precision{sfx}': pr, f'recall{sfx}': rc, f'f1{sfx}': f1})
+    out['balanced_accuracy'] = balanced_accuracy(y, pred)
     out['auc'] = _auc(y, p)
     return {k: float(v) for k, v in out.items()}
 
@@ -84,6 +90,43 @@ def confusion(y_true, proba, classes, normalize=None):
     cm = skm.confusion_matrix(np.asarray(y_true).astype(int), to_pred(proba), labels=list(range(len(classes))), normalize=normalize)
     names = [str(c) for c in classes]
     return pd.DataFrame(cm, index=pd.Index(names, name='true'), columns=pd.Index(names, name='predicted'))
+
+# %% ../nbs/06_metrics.ipynb #cd638c2a
+def single_class_folds(proba, fold_of, threshold=0.9):
+    "Per fold where one class gets more than `threshold` of the test predictions: dict fold -> (class index, share)."
+    pred, f = to_pred(proba), np.asarray(fold_of)
+    out = {}
+    for k in np.unique(f):
+        counts = np.bincount(pred[f == k])
+        if counts.max() > threshold * counts.sum(): out[int(k)] = (int(counts.argmax()), float(counts.max() / counts.sum()))
+    return out
+
+# %% ../nbs/06_metrics.ipynb #cbbeaba3
+def majority_baseline(labels, train_sets, test_sets, num_classes=None):
+    "Out-of-fold one-hot 'probabilities' of the majority class of each fold's training labels."
+    y = np.asarray(labels).astype(int)
+    K = num_classes or int(y.max()) + 1
+    out = np.zeros((len(y), K))
+    for tr, te in zip(train_sets, test_sets): out[te, np.bincount(y[tr], minlength=K).argmax()] = 1.0
+    return out
+
+def linear_probe(features, labels, train_sets, test_sets, num_classes=None, C=1.0, max_iter=1000):
+    "Out-of-fold probabilities of a standardised logistic regression fitted on each fold's training rows."
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    y = np.asarray(labels).astype(int)
+    K = num_classes or int(y.max()) + 1
+    out = np.zeros((len(y), K))
+    for tr, te in zip(train_sets, test_sets):
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+        with warnings.catch_warnings():  # a probe stopped at max_iter is still a valid (if conservative) baseline
+            warnings.simplefilter('ignore', ConvergenceWarning)
+            probe.fit(np.asarray(features[tr], dtype='float64'), y[tr])
+        out[np.ix_(te, probe.classes_)] = probe.predict_proba(np.asarray(features[te], dtype='float64'))
+    return out
 
 # %% ../nbs/06_metrics.ipynb #1ead7a70
 def roc_curves(y_true, proba, classes):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #1e14e9de
 from __future__ import annotations
-import json, os, time
+import json, os, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -13,14 +13,15 @@ from keras import ops
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
-from .features import build_cached_head, extract_features, _digest
+from .features import PooledBD, build_cached_head, extract_features, _digest
 from .model import PAPER_BRANCHES, build_model
 from .augment import build_augmenter
-from .metrics import fold_metrics, summarize
+from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
 
 # %% auto #0
-__all__ = ['HEAD_KEYS', 'duplicate_groups', 'make_folds', 'split_validation', 'FusedAdam', 'ViewSampler', 'fit_cached_head',
-           'CVResult', 'default_workers', 'cross_validate']
+__all__ = ['BN_STATS', 'HEAD_KEYS', 'BASELINES', 'duplicate_groups', 'make_folds', 'split_validation', 'FusedAdam', 'ViewSampler',
+           'bn_layers', 'precise_bn_stats', 'fit_cached_head', 'probe_features', 'compute_baselines', 'CVResult',
+           'default_workers', 'cross_validate']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -41,7 +42,9 @@ def split_validation(idx, labels, groups, val_split=0.1, seed=0):
     if not val_split: return idx, idx[:0]
     largest = np.bincount(labels[idx]).max()  # tiny subsets: fewer parts, so that scikit-learn can split at all
     cv = StratifiedGroupKFold(n_splits=max(2, min(round(1 / val_split), largest)), shuffle=True, random_state=seed)
-    tr, va = next(cv.split(idx, labels[idx], groups[idx]))
+    with warnings.catch_warnings():  # a class smaller than the number of parts is only absent from some validation parts
+        warnings.filterwarnings('ignore', message='The least populated class', category=UserWarning)
+        tr, va = next(cv.split(idx, labels[idx], groups[idx]))
     return idx[tr], idx[va]
 
 # %% ../nbs/05_train.ipynb #45ce54d0
@@ -86,11 +89,45 @@ class ViewSampler(keras.utils.PyDataset):
         self.order = self.rng.permutation(self.idx)
         self.choice = self.rng.integers(0, self.views.shape[0], len(self.idx))
 
+# %% ../nbs/05_train.ipynb #573cf44e
+BN_STATS = ('precise', 'ema')
+
+def bn_layers(model):
+    "The BatchNorm layers of `model` (Keras's and the cached heads' `PooledBD`), inputs before outputs."
+    return [l for l in model.layers if isinstance(l, (keras.layers.BatchNormalization, PooledBD))]
+
+def _input_moments(layer, x):
+    "Per-channel sums of the input and of its square over all but the channel axis, and the number of values summed."
+    x = np.asarray(x, dtype='float64')
+    if isinstance(layer, PooledBD):  # its input is already [spatial mean, spatial mean of squares] per image
+        m, s = np.split(x, 2, axis=-1)
+        return m.sum(0), s.sum(0), len(x)
+    flat = x.reshape(-1, x.shape[-1])
+    return flat.sum(0), np.square(flat).sum(0), len(flat)
+
+def precise_bn_stats(model, x, batch_size=512):
+    "Set each BatchNorm layer's moving mean and variance to its input's statistics over `x` (the training inputs)."
+    for layer in bn_layers(model):
+        probe = keras.Model(model.input, layer.input)  # recomputed per layer: it runs through the layers set before
+        sums = [0.0, 0.0, 0]
+        for i in range(0, len(x), batch_size):
+            out = keras.ops.convert_to_numpy(probe(np.asarray(x[i:i + batch_size]), training=False))
+            sums = [a + b for a, b in zip(sums, _input_moments(layer, out))]
+        mean = sums[0] / sums[2]
+        layer.moving_mean.assign(mean.astype('float32'))
+        layer.moving_variance.assign(np.maximum(sums[1] / sums[2] - mean ** 2, 0).astype('float32'))
+    return model
+
 # %% ../nbs/05_train.ipynb #65e90eb7
-def fit_cached_head(head, views, idx, labels, epochs=15, batch_size=32, seed=0, validation=None, verbose=False):
+def fit_cached_head(head, views, idx, labels, epochs=15, batch_size=32, seed=0, validation=None, verbose=False,
+                    bn_stats='precise'):
     """Train the compiled `head` on cached `views` (V, N, D) of the images `idx`, one view per image and epoch.
-    Returns the history `fit` would: per epoch, loss and metrics, and `val_` ones on `validation` = (features, labels)."""
+    Returns the history `fit` would: per epoch, loss and metrics, and `val_` ones on `validation` = (features, labels).
+    `bn_stats='precise'` sets BatchNorm's statistics from view 0 of `idx` before each validation and at the end."""
+    if bn_stats not in BN_STATS: raise ValueError(f"bn_stats={bn_stats!r}: use one of {BN_STATS}")
     batches, hist = ViewSampler(views, idx, labels, batch_size, seed), {}
+    population = np.asarray(views[0][np.sort(idx)]) if bn_stats == 'precise' else None  # the training images, unaugmented
+    validate = validation is not None and len(validation[1]) > 0
     for e in range(epochs):
         t0, sums = time.perf_counter(), {}
         for i in range(len(batches)):
@@ -98,10 +135,13 @@ def fit_cached_head(head, views, idx, labels, epochs=15, batch_size=32, seed=0, 
             for k, v in head.train_on_batch(x, y, return_dict=True).items(): sums[k] = sums.get(k, 0.0) + v * len(y)
         batches.on_epoch_end()
         logs = {k: v / len(batches.idx) for k, v in sums.items()}
-        if validation is not None and len(validation[1]):
+        if validate:
+            if population is not None: precise_bn_stats(head, population)  # the curves show what inference would give
             logs.update({f'val_{k}': v for k, v in head.evaluate(*validation, batch_size=256, verbose=0, return_dict=True).items()})
         for k, v in logs.items(): hist.setdefault(k, []).append(float(v))
-        if verbose: print(f"epoch {e + 1}/{epochs}: " + ', '.join(f'{k} {v:.4f}' for k, v in logs.items()) + f" ({time.perf_counter() - t0:.1f} s)", flush=True)
+        if verbose: print(f"epoch {e + 1}/{epochs}: " + ', '.join(f'{k} {v:.4f}' for k, v in logs.items())
+                          + f" ({time.perf_counter() - t0:.1f} s)", flush=True)
+    if population is not None and not (validate and epochs): precise_bn_stats(head, population)
     return hist
 
 # %% ../nbs/05_train.ipynb #f23875b2
@@ -124,22 +164,44 @@ def _fresh_head(name, num_classes, layout, seed, head_kwargs):
     for v, w in zip(head.optimizer.variables, optimizer_start): v.assign(w)  # step 0, zero moments
     return head
 
-def _fit_cached(name, feats, labels, tr, va, te, num_classes, epochs, batch_size, seed, verbose, model_kwargs):
+def _fit_cached(name, feats, labels, tr, va, te, num_classes, epochs, batch_size, seed, verbose, model_kwargs,
+                bn_stats='precise'):
     "Train `name`'s head on cached features; return (history, test probabilities, head)."
     head = _fresh_head(name, num_classes, feats.layout, seed, {k: v for k, v in model_kwargs.items() if k in HEAD_KEYS})
     val = (np.asarray(feats.views[0][va]), labels[va]) if len(va) else None
-    h = fit_cached_head(head, feats.views, tr, labels, epochs, batch_size, seed, val, verbose)
+    h = fit_cached_head(head, feats.views, tr, labels, epochs, batch_size, seed, val, verbose, bn_stats)
     return h, head.predict(np.asarray(feats.views[0][te]), batch_size=256, verbose=0), head
 
-def _fit_full(name, images, labels, tr, va, te, num_classes, input_size, epochs, batch_size, seed, verbose, model_kwargs, augment, weights, freeze, preprocessing):
-    "Train the whole model on images, the augmenter inside it (the authors' per-fold `fit`); return (history, test probabilities, model)."
+def _fit_full(name, images, labels, tr, va, te, num_classes, input_size, epochs, batch_size, seed, verbose, model_kwargs,
+              augment, weights, freeze, preprocessing, bn_stats='precise'):
+    "Train the whole model on images, the augmenter inside it (the authors' per-fold `fit`); (history, test proba, model)."
     aug = build_augmenter(seed=seed, **(augment or {})) if augment is not False else None
     kw = {k: v for k, v in model_kwargs.items() if not (name == 'vgg19' and k == 'branches')}
     model = _compile(build_model(name, num_classes, input_size, weights=weights, freeze=freeze, preprocessing=preprocessing,
                                  augmenter=aug, seed=seed, **kw))
     val = (images[va], labels[va]) if len(va) else None
-    h = model.fit(images[tr], labels[tr], validation_data=val, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose)
+    h = model.fit(images[tr], labels[tr], validation_data=val, epochs=epochs, batch_size=batch_size, shuffle=True,
+                  verbose=verbose)
+    if bn_stats == 'precise': precise_bn_stats(model, images[np.sort(tr)], batch_size=64)  # curves: moving averages
     return h.history, model.predict(images[te], batch_size=64, verbose=0), model
+
+# %% ../nbs/05_train.ipynb #a27d9694
+BASELINES = ('majority', 'probe_trunk', 'probe_all')
+
+def probe_features(view0, layout):
+    "From cached features, what the heads see at inference: (trunk mean, every branch's mean and the trunk mean)."
+    def means(b):  # a branch stores [mean, mean of squares]; the trunk its mean only
+        width = layout[b]['stop'] - layout[b]['start']
+        return np.arange(layout[b]['start'], layout[b]['start'] + (width if b == 'trunk' else width // 2))
+    view0 = np.asarray(view0)
+    return view0[:, means('trunk')], view0[:, np.concatenate([means(b) for b in layout])]
+
+def compute_baselines(view0, layout, labels, train_sets, test_sets, num_classes):
+    "Out-of-fold probabilities of the majority rate and of linear probes on the trunk's and on all features."
+    trunk, every = probe_features(view0, layout)
+    return dict(majority=majority_baseline(labels, train_sets, test_sets, num_classes),
+                probe_trunk=linear_probe(trunk, labels, train_sets, test_sets, num_classes),
+                probe_all=linear_probe(every, labels, train_sets, test_sets, num_classes))
 
 # %% ../nbs/05_train.ipynb #11d1be8e
 @dataclass
@@ -152,6 +214,7 @@ class CVResult:
     params: dict
     runs: dict = field(default_factory=dict)  # model -> dict(proba, histories, timings)
     timings: dict = field(default_factory=dict)
+    baselines: dict = field(default_factory=dict)  # name -> out-of-fold probabilities (majority, linear probes)
 
     @property
     def fold_of(self):
@@ -160,13 +223,14 @@ class CVResult:
         return out
 
     def metrics(self, model):
-        "Per-fold metrics of `model` (rows 'fold k'), computed from its out-of-fold probabilities."
-        return fold_metrics(self.labels, self.runs[model]['proba'], self.fold_of)
+        "Per-fold metrics of `model` or of a baseline (rows 'fold k'), computed from its out-of-fold probabilities."
+        proba = self.runs[model]['proba'] if model in self.runs else self.baselines[model]
+        return fold_metrics(self.labels, proba, self.fold_of)
 
     def summary(self):
         "Mean and std over folds of every metric, one block per model."
         import pandas as pd
-        return pd.concat({m: summarize(self.metrics(m)) for m in self.runs})
+        return pd.concat({m: summarize(self.metrics(m)) for m in (*self.runs, *self.baselines)})
 
 # %% ../nbs/05_train.ipynb #d1b899e8
 def _fold_file(run_dir, model, k): return Path(run_dir)/model/f'fold{k}.npz'
@@ -187,10 +251,11 @@ def _run_fold(task, shared):
     t0, s = time.perf_counter(), shared
     if s['feats'] is not None:
         h, p, _ = _fit_cached(m, s['feats'], s['labels'], tr, va, te, s['num_classes'], s['epochs'], s['batch_size'],
-                              s['seed'] * 1000 + k, s['verbose'], s['model_kwargs'])
+                              s['seed'] * 1000 + k, s['verbose'], s['model_kwargs'], s['bn_stats'])
     else:
         h, p, _ = _fit_full(m, s['images'], s['labels'], tr, va, te, s['num_classes'], s['input_size'], s['epochs'], s['batch_size'],
-                            s['seed'], s['verbose'], s['model_kwargs'], s['augment'], s['weights'], s['freeze'], s['preprocessing'])
+                            s['seed'], s['verbose'], s['model_kwargs'], s['augment'], s['weights'], s['freeze'],
+                            s['preprocessing'], s['bn_stats'])
     fit_s = time.perf_counter() - t0
     h = {key: [float(x) for x in v] for key, v in h.items()}
     _save_fold(_fold_file(s['run_dir'], m, k), te, p, h, dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid()))
@@ -232,11 +297,16 @@ def _run_folds(tasks, shared, workers):
 # %% ../nbs/05_train.ipynb #8c5e6b10
 def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100), folds=10, epochs=15, batch_size=32,
                    weights='imagenet', freeze='frozen', preprocessing='vgg', augment=None, views=4, val_split=0.1, seed=0,
-                   out_dir='runs', cache_dir=None, cached=None, model_kwargs=None, workers=None, progress=True):
+                   out_dir='runs', cache_dir=None, cached=None, model_kwargs=None, workers=None, progress=True,
+                   bn_stats='precise', baselines=True, precision='float32'):
     """Stratified `folds`-fold cross-validation of each of `models` on `ds`, on the same folds.
     `augment`: dict of `build_augmenter` settings, None for its defaults, False for none. `cached`: None picks the
     feature cache when `freeze='frozen'`. Finished folds in `out_dir` are reused by a rerun with the same parameters.
-    `workers`: processes training folds in parallel (None: `default_workers`); results agree to float rounding."""
+    `workers`: processes training folds in parallel (None: `default_workers`); results agree to float rounding.
+    `bn_stats`: 'precise' (BatchNorm statistics recomputed after training) or 'ema' (Keras's moving averages).
+    `baselines`: also score the majority rate and linear probes on the cached features, on the same folds.
+    `precision`: of the backbone's features ('float32', 'bfloat16' or 'auto', see `extract_features`)."""
+    if bn_stats not in BN_STATS: raise ValueError(f"bn_stats={bn_stats!r}: use one of {BN_STATS}")
     t_start, model_kwargs = time.perf_counter(), dict(model_kwargs or {})
     cached = freeze == 'frozen' if cached is None else cached
     if cached and freeze != 'frozen': raise ValueError("cached features need a frozen backbone: use freeze='frozen' or cached=False")
@@ -247,30 +317,32 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100
     params = dict(dataset=ds.name, n=len(ds), content=_digest(digests), models=list(models), input_size=list(input_size),
                   folds=folds, epochs=epochs, batch_size=batch_size, weights=str(weights), freeze=freeze, preprocessing=preprocessing,
                   augment=augment, views=views, val_split=val_split, seed=seed, cached=cached, model_kwargs=model_kwargs,
-                  backend=keras.backend.backend(), keras=keras.__version__)
+                  bn_stats=bn_stats, precision=precision, backend=keras.backend.backend(), keras=keras.__version__)
     run_dir = Path(out_dir)/f'{ds.name}-{_digest(params)}'
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir/'params.json').write_text(json.dumps(params, indent=1, default=str))
     res = CVResult(ds.name, list(ds.classes), labels, fold_idx, params, timings={'extract_s': 0.0})
     pending = [(m, k) for m in models for k in range(folds) if not _fold_file(run_dir, m, k).exists()]
     images = feats = None
+    def features(n_views):
+        return extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or Path(out_dir)/'cache',
+                                params['content'], input_size, weights, trunk=model_kwargs.get('trunk', 'block5_pool'),
+                                branches=model_kwargs.get('branches', PAPER_BRANCHES), preprocessing=preprocessing,
+                                seed=seed, views=n_views, augment=augment or None, progress=progress,
+                                precision=precision)
     if pending and cached:
-        feats = extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or Path(out_dir)/'cache', params['content'],
-                                 input_size, weights, trunk=model_kwargs.get('trunk', 'block5_pool'),
-                                 branches=model_kwargs.get('branches', PAPER_BRANCHES),
-                                 preprocessing=preprocessing, seed=seed, views=views,
-                                 augment=augment or None, progress=progress)
+        feats = features(views)
         res.timings['extract_s'] = feats.extract_s
     elif pending: images = ds.load(input_size, progress=progress)
     num_classes = len(ds.classes)
     workers = default_workers(len(pending), cached) if workers is None or not cached else max(1, min(int(workers), len(pending)))
     shared = dict(feats=feats, images=images, labels=labels, num_classes=num_classes, input_size=input_size, epochs=epochs,
                   batch_size=batch_size, seed=seed, verbose=2 if progress and workers == 1 else 0, model_kwargs=model_kwargs,
-                  augment=augment, weights=weights, freeze=freeze, preprocessing=preprocessing, run_dir=run_dir)
-    tasks = []
-    for m, k in pending:
-        tr, va = split_validation(np.setdiff1d(np.arange(len(ds)), fold_idx[k]), labels, groups, val_split, seed + k)
-        tasks.append((m, k, tr, va, fold_idx[k]))
+                  augment=augment, weights=weights, freeze=freeze, preprocessing=preprocessing, run_dir=run_dir,
+                  bn_stats=bn_stats)
+    splits = [split_validation(np.setdiff1d(np.arange(len(ds)), te), labels, groups, val_split, seed + k)
+              for k, te in enumerate(fold_idx)]  # (train, validation) of each fold, the same for every model
+    tasks = [(m, k, *splits[k], fold_idx[k]) for m, k in pending]
     if pending and progress: print(f'training {len(pending)} fold models in {workers} process(es)', flush=True)
     for n_done, (m, k, fit_s) in enumerate(_run_folds(tasks, shared, workers), 1):
         if progress: print(f'{m}: fold {k + 1}/{folds} done in {fit_s:.0f} s ({n_done}/{len(tasks)})', flush=True)
@@ -281,6 +353,16 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100
             _, p, h, t = _load_fold(_fold_file(run_dir, m, k))
             proba[te] = p; hists.append(h); times.append(t)
         res.runs[m] = dict(proba=proba, histories=hists, timings=times)
+    if baselines:
+        path, t0 = run_dir/'baselines.npz', time.perf_counter()
+        if not path.exists():
+            view0 = feats if feats is not None else features(1)  # only the original view; from the cache when it is there
+            found = compute_baselines(view0.views[0], view0.layout, labels, [tr for tr, _ in splits], fold_idx, num_classes)
+            tmp = path.with_name(path.name + f'.tmp{os.getpid()}.npz')
+            np.savez(tmp, **found)
+            os.replace(tmp, path)
+        with np.load(path) as z: res.baselines = {k: z[k] for k in BASELINES}
+        res.timings['baselines_s'] = time.perf_counter() - t0
     res.timings['wall_s'] = time.perf_counter() - t_start
     res.params['run_dir'] = str(run_dir)
     return res
