@@ -2,6 +2,18 @@
 # Create .venv and install mvgg19_nb with its CPU backend, development tools and the ELPV data package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Graphviz's `dot` draws the model diagram of the book's model chapter (keras.utils.plot_model, through pydot).
+if ! command -v dot >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing graphviz (apt-get) for the model diagram"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz \
+        >/dev/null; } ||
+      echo "WARNING: apt-get could not install graphviz: nbs/03_model.ipynb prints a note instead of the model diagram"
+  else
+    echo "NOTE: graphviz's 'dot' is missing and this is not root with apt-get: install graphviz (e.g." \
+         "'sudo apt-get install graphviz') to draw the model diagram of nbs/03_model.ipynb; it prints a note without it"
+  fi
+fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
