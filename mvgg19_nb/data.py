@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #4fe66ac5
 from __future__ import annotations
-import csv, json, os, warnings
+import csv, json, os, re, warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict
@@ -16,10 +16,10 @@ from .images import (IMAGE_EXTS, ImageError, MIN_SIDE, file_digest, image_info, 
                               n_workers, scan_folder)
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'ELPV_LEVELS', 'SDNET_SURFACES', 'GC10_CLASSES', 'GC10_ABBREV', 'DATASETS', 'DataError',
-           'DataNotFoundError', 'Dataset', 'load_folder', 'load_manifest', 'find_root', 'load_casting',
-           'load_magnetic_tile', 'mask_path', 'load_elpv', 'load_sdnet2018', 'load_gc10det', 'load_itodd',
-           'load_dataset', 'check_folds', 'Audit', 'audit', 'drop_duplicates']
+__all__ = ['DATA_ENV', 'ELPV_LEVELS', 'SDNET_SURFACES', 'DBCC_LAYOUT', 'DBCC_PREFIX', 'GC10_CLASSES', 'GC10_ABBREV', 'DATASETS',
+           'DataError', 'DataNotFoundError', 'Dataset', 'load_folder', 'load_manifest', 'find_root', 'load_casting',
+           'load_magnetic_tile', 'mask_path', 'load_elpv', 'load_sdnet2018', 'load_bridge_dbcc', 'load_gc10det',
+           'load_itodd', 'load_dataset', 'check_folds', 'Audit', 'audit', 'drop_duplicates']
 
 # %% ../nbs/01_data.ipynb #ff7f0b3b
 class DataError(ValueError):
@@ -337,6 +337,66 @@ def load_sdnet2018(root=None, per_surface=False, surfaces=('D', 'P', 'W')) -> Da
     if not per_surface: meta['positive'] = 'cracked'
     return _from_folders('sdnet2018', pairs, meta, extras=extras, classes=list(dict.fromkeys(c for c,_ in pairs)))
 
+# %% ../nbs/01_data.ipynb #70d58b30
+DBCC_LAYOUT = 'DBCC_Training_Data_Set/{train,val}/{crack,no}<N>.jpeg, lists {train,val}.txt of "<file> <label>"'
+DBCC_PREFIX = {'no': 0, 'crack': 1}                # file-name prefix -> label in the lists (1 = crack)
+
+def _dbcc_split(base: Path, s: str):
+    "Paths, labels and ignored entries of split `s`, from `<s>.txt` checked against the folder `<s>/`."
+    lst,folder = base/f'{s}.txt',base/s
+    for p,what in [(lst, 'the list'), (folder, 'the image folder')]:
+        if not p.exists(): raise DataError(f"bridge_dbcc: {what} {str(p)!r} does not exist ({DBCC_LAYOUT}); "
+                                           "pass the folder holding DBCC_Training_Data_Set as root=")
+    on_disk,ignored = scan_folder(folder)                    # one directory listing, no image decoding
+    on_disk,why_not = {os.path.basename(p): p for p in on_disk},dict(map(tuple, ignored))
+    paths,labels,seen = [],[],{}
+    for ln,line in enumerate(lst.read_text(encoding='utf-8-sig').splitlines(), 1):
+        if not line.strip(): continue
+        where,parts = f"{lst}, line {ln}",line.split()
+        if len(parts) != 2: raise DataError(f"{where}: expected '<file> <label>', found {line.strip()!r}")
+        f,l = parts
+        if l not in ('0', '1'): raise DataError(f"{where}: label {l!r} of {f!r} is neither 0 (no crack) nor 1 (crack)")
+        m = re.match(r'(crack|no)\d', f)
+        if m is None: raise DataError(f"{where}: file name {f!r} starts with neither 'crack' nor 'no', so its label "
+                                      "cannot be checked; rename it <crack|no><N>.jpeg")
+        if DBCC_PREFIX[m[1]] != int(l):
+            raise DataError(f"{where}: {f!r} is labelled {l} ({['no crack', 'crack'][int(l)]}) but its name says "
+                            f"{['no crack', 'crack'][DBCC_PREFIX[m[1]]]}; fix the label or the file name")
+        if f in seen: raise DataError(f"{where}: {f!r} is listed twice (also on line {seen[f]}); keep one line")
+        seen[f] = ln
+        if f not in on_disk:
+            full = os.path.join(folder, f)
+            why = f'is not an image file ({why_not[full]})' if full in why_not else 'does not exist'
+            raise DataError(f"{where}: image {full!r} {why}; restore it or remove the line")
+        paths.append(on_disk[f]); labels.append(int(l))
+    unlisted = sorted(set(on_disk) - set(seen))
+    if unlisted:
+        raise DataError(f"bridge_dbcc: {len(unlisted)} image(s) in {str(folder)!r} not listed in {lst.name}: "
+                        + ', '.join(map(repr, unlisted[:5])) + (', ...' if len(unlisted) > 5 else '')
+                        + f"; add them to {lst.name} with their label (1 = crack) or remove them")
+    return paths,labels,ignored
+
+def load_bridge_dbcc(root=None, split='pooled') -> Dataset:
+    "DBCC bridge cracks, `DBCC_Training_Data_Set/{train,val}/` + `{train,val}.txt` (Li et al. 2019); no_crack, crack."
+    if split not in ('pooled', 'train', 'val'):
+        raise ValueError(f"split must be 'pooled', 'train' or 'val', not {split!r}")
+    root = find_root('bridge_dbcc', root)
+    base = root/'DBCC_Training_Data_Set' if (root/'DBCC_Training_Data_Set').is_dir() else root
+    splits = ['train', 'val'] if split == 'pooled' else [split]
+    paths,labels,names,ignored = [],[],[],[]
+    for s in splits:
+        p,l,ign = _dbcc_split(base, s)
+        paths += p; labels += l; names += [s]*len(p); ignored += ign
+    known = {'train', 'val', 'train.txt', 'val.txt'}
+    ignored += [[str(p), 'not part of the DBCC layout'] for p in sorted(base.iterdir()) if p.name not in known]
+    classes = ['no_crack', 'crack']
+    _check_classes('bridge_dbcc', dict(zip(classes, np.bincount(labels, minlength=2).tolist())), str(base))
+    _warn_ignored('bridge_dbcc', ignored)
+    meta = dict(positive='crack', root=str(root), layout=DBCC_LAYOUT, ignored=ignored, per_image=['split'], split=names,
+                source='L. Li, W. Ma, L. Li, C. Lu, "Research on Detection Algorithm for Bridge Cracks Based on Deep '
+                       'Learning", Acta Automatica Sinica 45(9):1727-1742, 2019')
+    return Dataset('bridge_dbcc', paths, labels, classes, meta)
+
 # %% ../nbs/01_data.ipynb #ba0cee97
 GC10_CLASSES = ['punching', 'weld_line', 'crescent_gap', 'water_spot', 'oil_spot', 'silk_spot', 'inclusion',
                 'rolled_pit', 'crease', 'waist_folding']
@@ -374,7 +434,7 @@ def load_itodd(root=None, manifest='manifest.csv') -> Dataset:
 
 # %% ../nbs/01_data.ipynb #ce1fe5f8
 DATASETS = {'casting': load_casting, 'gc10det': load_gc10det, 'magnetic_tile': load_magnetic_tile,
-            'itodd': load_itodd, 'sdnet2018': load_sdnet2018, 'elpv': load_elpv,
+            'itodd': load_itodd, 'sdnet2018': load_sdnet2018, 'bridge_dbcc': load_bridge_dbcc, 'elpv': load_elpv,
             'folder': load_folder, 'manifest': load_manifest}
 
 def _norm(n): return str(n).lower().replace('-', '').replace('_', '')
@@ -395,7 +455,7 @@ def check_folds(ds: Dataset, folds: int) -> Dataset:
     return ds
 
 # %% ../nbs/01_data.ipynb #907dcc6f
-@dataclass
+@dataclass(repr=False)
 class Audit:
     "Findings of `audit`: counts, sizes, unreadable files, small images, duplicates and leakage."
     name: str
@@ -413,6 +473,11 @@ class Audit:
     root: str|None = None
 
     def to_dict(self) -> dict: return json.loads(json.dumps(asdict(self), default=str))
+
+    def __repr__(self):                   # one line: the lists can hold thousands of files (`str` shows examples)
+        return (f"Audit({self.name!r}: {self.n_images} images, {len(self.unreadable)} unreadable, "
+                f"{len(self.small)} small, {len(self.duplicates)} copy groups, {len(self.conflicts)} conflicting, "
+                f"{len(self.leakage)} leaking)")
 
     @property
     def ok(self) -> bool: return not (self.unreadable or self.conflicts or self.leakage)

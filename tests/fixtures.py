@@ -77,3 +77,18 @@ def make_casting(root, per_class=2):
     files = {f'casting_data/{s}/{c}/cast_{c[:3]}_{j}.jpeg': 'RGB'
              for s in ('train', 'test') for c in ('ok_front', 'def_front') for j in range(per_class)}
     return write_layout(root, files, size=(30, 30))
+
+
+def make_bridge_dbcc(root, train=(2, 3), val=(1, 2), inner=True):
+    """Bridge crack data (DBCC): `DBCC_Training_Data_Set/{train,val}/{crack,no}<N>.jpeg` (16x16 RGB) and the lists
+    `{train,val}.txt` of `<file> <label>` (1 = crack); `train`, `val` are `(cracked, uncracked)` counts. At most 16
+    images in all: `write_layout` shifts its gradient by one column per file, so a 17th would repeat the first."""
+    if sum(train) + sum(val) > 16: raise ValueError(f"at most 16 distinct 16x16 images, not {sum(train) + sum(val)}")
+    base = Path(root)/'DBCC_Training_Data_Set' if inner else Path(root)
+    splits = [('train', train), ('val', val)]
+    write_layout(base, {f'{s}/{k}{i}.jpeg': ('RGB', (16, 16)) for s,n in splits
+                        for k,c in zip(['crack', 'no'], n) for i in range(1, c + 1)})
+    for s,(c,u) in splits:
+        (base/f'{s}.txt').write_text(''.join(f'no{i}.jpeg 0\n' for i in range(1, u + 1)) +
+                                     ''.join(f'crack{i}.jpeg 1\n' for i in range(1, c + 1)))
+    return Path(root)

@@ -1,6 +1,6 @@
 """Tests of `mvgg19_nb.images` and `mvgg19_nb.data`: every loader on tiny generated layouts, bad input, and the
-real magnetic tile, casting and ELPV datasets (skipped, with the reason, where they are absent)."""
-import json, os, shutil, warnings
+real magnetic tile, casting, DBCC and ELPV datasets (skipped, with the reason, where they are absent)."""
+import json, os, re, shutil, warnings
 from collections import Counter
 from pathlib import Path
 
@@ -10,13 +10,13 @@ from PIL import Image
 
 from mvgg19_nb import data as D
 from mvgg19_nb.data import (DATASETS, Audit, DataError, DataNotFoundError, Dataset, audit, check_folds,
-                            drop_duplicates, find_root, load_casting, load_dataset, load_elpv, load_folder,
-                            load_gc10det, load_itodd, load_magnetic_tile, load_manifest, load_sdnet2018, mask_path,
-                            scan_folder)
+                            drop_duplicates, find_root, load_bridge_dbcc, load_casting, load_dataset, load_elpv,
+                            load_folder, load_gc10det, load_itodd, load_magnetic_tile, load_manifest, load_sdnet2018,
+                            mask_path, scan_folder)
 from mvgg19_nb.images import (ImageError, check_size, file_digest, image_info, load_image, load_images,
                               make_image, write_layout)
-from fixtures import (make_casting, make_elpv, make_folder, make_gc10det, make_itodd, make_magnetic_tile,
-                      make_sdnet2018)
+from fixtures import (make_bridge_dbcc, make_casting, make_elpv, make_folder, make_gc10det, make_itodd,
+                      make_magnetic_tile, make_sdnet2018)
 
 
 @pytest.fixture(autouse=True)
@@ -289,8 +289,106 @@ def test_casting_layout(tmp_path):
     with pytest.raises(ValueError, match='pooled'): load_casting(root, split='val')
 
 
+DBCC_TRAIN = 'no1.jpeg 0\nno2.jpeg 0\nno3.jpeg 0\ncrack1.jpeg 1\ncrack2.jpeg 1\n'    # what make_bridge_dbcc writes
+
+
+def test_bridge_dbcc_layout(tmp_path, monkeypatch):
+    root = make_bridge_dbcc(tmp_path/'dbcc')
+    base = root/'DBCC_Training_Data_Set'
+    assert (base/'train.txt').read_text() == DBCC_TRAIN
+    monkeypatch.setattr(Image, 'open', lambda *a, **k: pytest.fail('the loader must not open images'))
+    ds = load_bridge_dbcc(root)
+    monkeypatch.undo()
+    assert ds.name == 'bridge_dbcc' and ds.classes == ['no_crack', 'crack'] and ds.meta['positive'] == 'crack'
+    assert ds.counts() == {'no_crack': 5, 'crack': 3} and ds.meta['ignored'] == []
+    assert ds.meta['split'].tolist() == ['train']*5 + ['val']*3
+    assert [os.path.relpath(p, base) for p in ds.paths] == [f'{s}/{f}.jpeg' for s,fs in
+            [('train', ['no1', 'no2', 'no3', 'crack1', 'crack2']), ('val', ['no1', 'no2', 'crack1'])] for f in fs]
+    assert ds.labels.tolist() == [Path(p).name.startswith('crack') for p in ds.paths]
+    assert load_bridge_dbcc(base).paths == ds.paths                          # root may be the inner folder
+    assert load_bridge_dbcc(root, split='val').counts() == {'no_crack': 2, 'crack': 1}
+    with pytest.raises(ValueError, match="'pooled', 'train' or 'val'"): load_bridge_dbcc(root, split='test')
+    assert ds.load((16, 16)).shape == (8, 16, 16, 3)
+    rep = audit(ds)
+    assert rep.ok and rep.duplicates == [] and len(rep.small) == 8 and rep.modes == {'RGB': 8}
+    shutil.copy(base/'train'/'crack1.jpeg', base/'val'/'crack1.jpeg')
+    leak = audit(load_bridge_dbcc(root), check_images=False).leakage
+    assert [([os.path.relpath(p, base) for p in g['paths']], g['splits']) for g in leak] == \
+           [(['train/crack1.jpeg', 'val/crack1.jpeg'], ['train', 'val'])]
+
+
+def test_bridge_dbcc_label_mismatch(tmp_path):
+    root = make_bridge_dbcc(tmp_path/'dbcc')
+    (root/'DBCC_Training_Data_Set'/'train.txt').write_text(DBCC_TRAIN.replace('crack2.jpeg 1', 'crack2.jpeg 0'))
+    with pytest.raises(DataError, match=r"train\.txt, line 5: 'crack2\.jpeg' is labelled 0 \(no crack\) but its name "
+                                        r"says crack; fix the label or the file name"):
+        load_bridge_dbcc(root)
+    (root/'DBCC_Training_Data_Set'/'train.txt').write_text(DBCC_TRAIN.replace('no1.jpeg 0', 'no1.jpeg 1'))
+    with pytest.raises(DataError, match=r"line 1: 'no1\.jpeg' is labelled 1 \(crack\) but its name says no crack"):
+        load_bridge_dbcc(root)
+
+
+def test_bridge_dbcc_missing_listed_file(tmp_path):
+    root = make_bridge_dbcc(tmp_path/'dbcc')
+    gone = root/'DBCC_Training_Data_Set'/'val'/'no2.jpeg'
+    gone.unlink()
+    with pytest.raises(DataError, match=re.escape(f"val.txt, line 2: image '{gone}' does not exist; restore it")):
+        load_bridge_dbcc(root)
+    assert load_bridge_dbcc(root, split='train').counts() == {'no_crack': 3, 'crack': 2}   # the other split loads
+
+
+def test_bridge_dbcc_unlisted_image(tmp_path):
+    root = make_bridge_dbcc(tmp_path/'dbcc')
+    base = root/'DBCC_Training_Data_Set'
+    write_layout(base, {'train/no9.jpeg': ('RGB', (16, 16)), 'train/crack7.png': ('RGB', (16, 16))})
+    with pytest.raises(DataError, match=re.escape(f"2 image(s) in '{base/'train'}' not listed in train.txt: "
+                                                  "'crack7.png', 'no9.jpeg'; add them to train.txt")):
+        load_bridge_dbcc(root)
+    (base/'train'/'no9.jpeg').unlink(); (base/'train'/'crack7.png').unlink()
+    (base/'train'/'Thumbs.db').write_bytes(b'\0')                              # not an image: reported, not an error
+    with pytest.warns(UserWarning, match='Thumbs.db'): ds = load_bridge_dbcc(root)
+    assert names(p for p,_ in ds.meta['ignored']) == ['Thumbs.db'] and len(ds) == 8
+
+
+@pytest.mark.parametrize('extra,match', [
+    ('no1.jpeg 0\n', r"line 7: 'no1\.jpeg' is listed twice \(also on line 1\)"),
+    ('no4.jpeg\n', r"line 7: expected '<file> <label>', found 'no4\.jpeg'"),
+    ('no4.jpeg 0 x\n', "line 7: expected '<file> <label>'"),
+    ('no4.jpeg 2\n', r"line 7: label '2' of 'no4\.jpeg' is neither 0 \(no crack\) nor 1 \(crack\)"),
+    ('img4.jpeg 0\n', "line 7: file name 'img4.jpeg' starts with neither 'crack' nor 'no'"),
+    ('nothing4.jpeg 0\n', "line 7: file name 'nothing4.jpeg' starts with neither"),
+    ('no4.jpeg 0\n', r"line 7: image '.*no4\.jpeg' does not exist"),
+])
+def test_bridge_dbcc_bad_lines(tmp_path, extra, match):
+    root = make_bridge_dbcc(tmp_path/'dbcc')
+    (root/'DBCC_Training_Data_Set'/'train.txt').write_text(DBCC_TRAIN + '\n' + extra)   # line 6 is blank, and counted
+    with pytest.raises(DataError, match=r'train\.txt, ' + match): load_bridge_dbcc(root)
+
+
+def test_bridge_dbcc_missing_parts(tmp_path):
+    root = make_bridge_dbcc(tmp_path/'dbcc')
+    base = root/'DBCC_Training_Data_Set'
+    (base/'val'/'notes.txt').write_text('x')
+    (base/'val.txt').write_text('no1.jpeg 0\nno2.jpeg 0\ncrack1.jpeg 1\nnotes.txt 0\n')
+    with pytest.raises(DataError, match=r"line 4: file name 'notes\.txt'"): load_bridge_dbcc(root)
+    (base/'val.txt').write_text('no1.jpeg 0\nno2.jpeg 0\ncrack1.jpeg 1\nno5.txt 0\n')
+    (base/'val'/'no5.txt').write_text('x')
+    with pytest.raises(DataError, match=r"line 4: image '.*no5\.txt' is not an image file \(not an image file ext"):
+        load_bridge_dbcc(root)
+    (base/'val.txt').unlink()
+    with pytest.raises(DataError, match=r"the list '.*val\.txt' does not exist .*DBCC_Training_Data_Set as root="):
+        load_bridge_dbcc(root)
+    assert len(load_bridge_dbcc(root, split='train')) == 5
+    (base/'val.txt').write_text('no1.jpeg 0\nno2.jpeg 0\n')
+    (base/'val'/'crack1.jpeg').unlink(); (base/'val'/'notes.txt').unlink(); (base/'val'/'no5.txt').unlink()
+    with pytest.raises(DataError, match="class 'crack' has no images"): load_bridge_dbcc(root, split='val')
+    with pytest.raises(DataError, match='DBCC_Training_Data_Set as root='): load_bridge_dbcc(make_folder(tmp_path/'f'))
+    with pytest.raises(DataNotFoundError, match='does not exist'): load_bridge_dbcc(tmp_path/'nope')
+
+
 def test_registry_and_roots(tmp_path, monkeypatch):
-    assert set(DATASETS) == {'casting', 'gc10det', 'magnetic_tile', 'itodd', 'sdnet2018', 'elpv', 'folder', 'manifest'}
+    assert set(DATASETS) == {'casting', 'gc10det', 'magnetic_tile', 'itodd', 'sdnet2018', 'bridge_dbcc', 'elpv',
+                             'folder', 'manifest'}
     with pytest.raises(DataError, match='known datasets: casting'): load_dataset('mvtec_ad')
     with pytest.raises(DataNotFoundError, match='does not exist'): load_dataset('casting', root=tmp_path/'nope')
     make_sdnet2018(tmp_path/'sdnet2018')
@@ -299,6 +397,8 @@ def test_registry_and_roots(tmp_path, monkeypatch):
     assert find_root('sdnet2018') == tmp_path/'sdnet2018'
     with pytest.raises(DataNotFoundError, match=f"searched .*gc10det.*root=.*{D.DATA_ENV}"): find_root('gc10det')
     assert load_dataset('folder', make_folder(tmp_path/'f')).classes == ['defect', 'ok']
+    make_bridge_dbcc(tmp_path/'bridge_dbcc')
+    assert load_dataset('Bridge-DBCC').counts() == {'no_crack': 5, 'crack': 3}      # found under $MVGG19_DATA
 
 
 # ---------------------------------------------------------------- audit
@@ -353,6 +453,20 @@ def test_real_casting():
     assert Counter(ds.meta['split']) == {'train': 6633, 'test': 715}
     rep = audit(ds.subset(ds.meta['split'] == 'test'))
     assert rep.unreadable == [] and rep.sizes['max'] == [300, 300] and rep.modes == {'RGB': 715}
+
+
+def test_real_bridge_dbcc():
+    ds = real(load_bridge_dbcc)
+    assert ds.classes == ['no_crack', 'crack'] and ds.counts() == {'no_crack': 48000, 'crack': 7000}
+    assert Counter(zip(ds.meta['split'].tolist(), ds.labels.tolist())) == {('train', 0): 44000, ('train', 1): 6000,
+                                                                           ('val', 0): 4000, ('val', 1): 1000}
+    assert ds.meta['ignored'] == [] and all(p.endswith('.jpeg') for p in ds.paths)
+    cracked = ds.subset(ds.labels == 1)              # the copies across splits are all cracked: 7000 files to hash
+    rep = audit(cracked, check_images=False)
+    val = {p for g in rep.leakage for p in g['paths'] if Path(p).parent.name == 'val'}
+    assert len(rep.leakage) == 905 and len(val) == 999 and rep.conflicts == []
+    x = ds.sample(20).load((16, 16))
+    assert x.shape == (20, 16, 16, 3)
 
 
 def test_real_elpv():
