@@ -2,14 +2,17 @@
 
     python benchmarks/cv_speed.py                       # full ELPV at 100 px, as committed in results/cv_speed.json
     python benchmarks/cv_speed.py --dataset magnetic_tile --size 120 --plain-images 256
+    python benchmarks/cv_speed.py --extraction-only      # (5) only: results/cv_speed_extraction.json, about a minute
 
 Everything runs in one process on the same images: (1) one epoch of the plain loop (the whole model, backbone
 included, per batch, as `model.fit` does every epoch of every fold) on `--plain-images` images, for each model;
 (2) backbone throughput, plain `model.predict` of the backbone against the cached extractor, same images and batch;
 (3) the whole cached protocol, `cross_validate` with a fresh cache, extraction included, folds trained in parallel worker
 processes (`--workers`, default: one per core); (4) the head's epoch on the cache through `fit(ViewSampler(...))` against
-`fit_cached_head`, the loop `cross_validate` uses. The plain loop's cost is projected from (1) to the full protocol
-(folds x epochs x training-fold size, plus test predictions).
+`fit_cached_head`, the loop `cross_validate` uses; (5) extraction in float32 against bfloat16 (Keras's `mixed_bfloat16`
+on the extractor's layers), `--precision-images` images, same batch, interleaved, with the features' agreement and the
+CPU's bfloat16 flags. The plain loop's cost is projected from (1) to the full protocol (folds x epochs x training-fold
+size, plus test predictions).
 Weights: a seeded random backbone (ImageNet weights cannot be downloaded here); speed does not depend on them.
 """
 import argparse, json, os, platform, sys, tempfile, time
@@ -17,7 +20,8 @@ from pathlib import Path
 os.environ.setdefault('KERAS_HOME', str(Path(__file__).resolve().parents[1]/'.keras_home'))
 import numpy as np, keras
 from mvgg19_nb.data import load_dataset
-from mvgg19_nb.features import build_cached_head, extract_features, feature_extractor, _digest
+from mvgg19_nb.features import (build_cached_head, cpu_flags, extract_features, feature_extractor, native_bfloat16,
+                                _digest)
 from mvgg19_nb.model import build_backbone, build_model
 from mvgg19_nb.train import ViewSampler, cross_validate, fit_cached_head, _compile
 
@@ -32,6 +36,38 @@ def cpu_name():
     try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
     except Exception: return platform.processor()
 
+def extraction_precision(images, size, batch_size=64, repeats=2):
+    "(5) Feature extraction in float32 and in bfloat16 on the same `images`: img/s, and how close the features are."
+    x = {}
+    for p in ('float32', 'bfloat16'):
+        x[p], _ = feature_extractor(size, weights=None, seed=0, precision=p)
+        x[p].predict(images[:batch_size], batch_size=batch_size, verbose=0)  # warm up
+    times, feats = {p: [] for p in x}, {}
+    for _ in range(repeats):  # interleaved, so both see the same machine load
+        for p, ext in x.items():
+            t0 = time.perf_counter(); feats[p] = ext.predict(images, batch_size=batch_size, verbose=0)
+            times[p].append(time.perf_counter() - t0)
+    a, b = feats['float32'].astype('float64'), feats['bfloat16'].astype('float64')
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    rel = np.abs(b - a).max(1) / np.abs(a).max(1)  # per image, relative to its largest feature
+    ips = {p: len(images) / min(t) for p, t in times.items()}
+    flags, (native, why) = cpu_flags(), native_bfloat16()
+    out = dict(img_per_s=ips, bfloat16_vs_float32=ips['bfloat16'] / ips['float32'], cosine_min=float(cos.min()),
+               cosine_mean=float(cos.mean()), rel_diff_max=float(rel.max()), rel_diff_mean=float(rel.mean()),
+               images=len(images), batch_size=batch_size, repeats=repeats, input_size=list(size),
+               cpu_flags={f: f in flags for f in ('amx_bf16', 'avx512_bf16')}, native_bfloat16=native,
+               native_bfloat16_reason=why)
+    print(f"extraction: float32 {ips['float32']:.1f} img/s, bfloat16 {ips['bfloat16']:.1f} img/s "
+          f"(x{out['bfloat16_vs_float32']:.2f}; {why}); features: cosine similarity >= {cos.min():.6f}, "
+          f"largest difference {rel.max():.2%} of an image's largest feature", flush=True)
+    return out
+
+def machine():
+    flags = cpu_flags()
+    return dict(cpu=cpu_name(), cpus=os.cpu_count(), python=platform.python_version(), keras=keras.__version__,
+                backend=keras.backend.backend(), platform=platform.platform(),
+                cpu_flags={f: f in flags for f in ('amx_bf16', 'avx512_bf16')})
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--dataset', default='elpv'); ap.add_argument('--size', type=int, default=100)
@@ -42,11 +78,26 @@ def main(argv=None):
     ap.add_argument('--max-images', type=int, default=None, help='cap the dataset (quick checks only)')
     ap.add_argument('--workers', type=int, default=None, help='processes for the folds (default: one per core)')
     ap.add_argument('--loop-epochs', type=int, default=3, help='epochs for the head-loop comparison (4)')
-    ap.add_argument('--out', default=str(Path(__file__).parent/'results'/'cv_speed.json'))
+    ap.add_argument('--precision-images', type=int, default=256, help='images for the float32/bfloat16 comparison (5)')
+    ap.add_argument('--extraction-only', action='store_true',
+                    help='run only (5), writing results/cv_speed_extraction.json (unless --out)')
+    ap.add_argument('--out', default=None, help='results file (default results/cv_speed.json)')
     a = ap.parse_args(argv)
+    results = Path(__file__).parent/'results'
+    a.out = a.out or str(results/('cv_speed_extraction.json' if a.extraction_only else 'cv_speed.json'))
     size, t_all = (a.size, a.size), time.perf_counter()
     ds = load_dataset(a.dataset)
     if a.max_images: ds = ds.sample(a.max_images, seed=0)
+    if a.extraction_only:
+        sub = ds.sample(min(a.precision_images, len(ds)), seed=0)
+        print(f'{a.dataset}: {len(sub)} of {len(ds)} images, {size[0]}x{size[1]} px, '
+              f'backend {keras.backend.backend()}, {os.cpu_count()} CPUs ({cpu_name()})')
+        out = dict(extraction_precision=extraction_precision(sub.load(size, progress=False), size),
+                   params=dict(dataset=a.dataset, weights='random (seed 0)'), machine=machine(),
+                   benchmark_wall_s=time.perf_counter() - t_all, date=time.strftime('%Y-%m-%d %H:%M:%S'))
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(out, indent=1))
+        return print(f'wrote {a.out}')
     images = ds.load(size, progress=False)
     n, k = len(ds), len(ds.classes)
     print(f'{a.dataset}: {n} images, {k} classes, {size[0]}x{size[1]} px, backend {keras.backend.backend()}, {os.cpu_count()} CPUs ({cpu_name()})')
@@ -73,6 +124,9 @@ def main(argv=None):
         t_ext.append(best_of(lambda: extractor.predict(x, batch_size=64, verbose=0), 1))
     predict_ips, extract_ips = len(x) / min(t_pred), len(x) / min(t_ext)
     print(f'backbone predict {predict_ips:.1f} img/s, cached extraction {extract_ips:.1f} img/s: ratio {extract_ips / predict_ips:.3f}')
+
+    # (5) extraction in float32 against bfloat16
+    precision = extraction_precision(images[rng.choice(n, min(a.precision_images, n), replace=False)], size)
 
     # (3) the whole cached protocol, extraction included
     with tempfile.TemporaryDirectory() as d:
@@ -106,13 +160,12 @@ def main(argv=None):
           f"(extraction {res.timings['extract_s']:.1f} s); plain loop projected: {plain_total:.0f} s; speed-up x{speedup:.0f}")
     acc = {m: float(res.metrics(m)['accuracy'].mean()) for m in res.runs}
     out = dict(speedup_full_protocol=speedup, extraction_vs_predict=extract_ips / predict_ips, cached_cv_wall_s=cached_wall,
-               extract_s=res.timings['extract_s'], plain_projected_s=plain_total,
+               extract_s=res.timings['extract_s'], plain_projected_s=plain_total, extraction_precision=precision,
                plain_epoch_s={m: plain_epoch[m] * n_train for m in plain_epoch}, cached_epoch_s=cached_epoch,
                workers=res.timings['workers'], head_loop_epoch_s=loop_s, predict_img_per_s=predict_ips, extract_img_per_s=extract_ips, cache_bytes=cache_bytes, cached_mean_accuracy=acc,
                params=dict(dataset=a.dataset, n_images=n, input_size=list(size), folds=a.folds, epochs=a.epochs, batch_size=a.batch_size,
                            views=a.views, plain_images=len(sub), extract_images=len(x), weights='random (seed 0)'),
-               machine=dict(cpu=cpu_name(), cpus=os.cpu_count(), python=platform.python_version(), keras=keras.__version__,
-                            backend=keras.backend.backend(), platform=platform.platform()),
+               machine=machine(),
                benchmark_wall_s=time.perf_counter() - t_all, date=time.strftime('%Y-%m-%d %H:%M:%S'))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=1))

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import hashlib, json, os, time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 import numpy as np
 import keras
@@ -14,8 +13,9 @@ from keras import layers, ops
 from .model import PAPER_BRANCHES, build_backbone, branch_name, classifier_head
 
 # %% auto #0
-__all__ = ['SpatialMoments', 'feature_extractor', 'feature_layout', 'PooledBD', 'Span', 'build_cached_head', 'transfer_head',
-           'weights_id', 'Features', 'open_features', 'extract_features']
+__all__ = ['PRECISIONS', 'DESCRIPTION', 'DESCRIPTION_FORMAT', 'SpatialMoments', 'cpu_flags', 'native_bfloat16',
+           'resolve_precision', 'feature_extractor', 'feature_layout', 'PooledBD', 'Span', 'build_cached_head',
+           'transfer_head', 'weights_id', 'DamagedCache', 'ViewStack', 'Features', 'open_features', 'extract_features']
 
 # %% ../nbs/04_features.ipynb #e3ce6f5a
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
@@ -31,15 +31,75 @@ class SpatialMoments(layers.Layer):
 
     def get_config(self): return {**super().get_config(), 'squares': self.squares}
 
+# %% ../nbs/04_features.ipynb #bbae914f
+PRECISIONS = ('float32', 'bfloat16', 'auto')
+
+def cpu_flags():
+    "The CPU's feature flags, from /proc/cpuinfo (an empty set where there is none)."
+    try:
+        with open('/proc/cpuinfo') as f:
+            return set(next((l.split(':', 1)[1].split() for l in f if l.startswith('flags')), []))
+    except OSError: return set()
+
+def _gpu_bfloat16():
+    "(native, reason) for the first GPU the Keras backend computes on, or None where it sees no GPU."
+    backend = keras.backend.backend()
+    if backend == 'tensorflow':
+        import tensorflow as tf
+        gpus = tf.config.list_physical_devices('GPU')
+        if not gpus: return None
+        cc = tf.config.experimental.get_device_details(gpus[0]).get('compute_capability')
+    elif backend == 'jax':
+        import jax
+        d = jax.devices()[0]
+        if d.platform != 'gpu': return None
+        cc = tuple(int(p) for p in str(getattr(d, 'compute_capability', '0.0')).split('.')[:2])
+    elif backend == 'torch':
+        import torch
+        if not torch.cuda.is_available(): return None
+        cc = torch.cuda.get_device_capability(0)
+    else: return None
+    native = cc is not None and tuple(cc) >= (8, 0)  # bfloat16 tensor cores from Ampere (compute capability 8.0) on
+    cc = '.'.join(map(str, cc)) if cc else 'unknown'
+    return native, f'GPU with compute capability {cc}' + ('' if native else ' (bfloat16 needs 8.0)')
+
+def native_bfloat16():
+    "(True, reason) where the hardware that runs the backbone computes bfloat16 natively, else (False, reason)."
+    gpu = _gpu_bfloat16()
+    if gpu is not None: return gpu
+    flags = cpu_flags()
+    for flag, name in (('amx_bf16', 'AMX'), ('avx512_bf16', 'AVX-512 BF16')):
+        if flag in flags: return True, f'CPU with {name} ({flag})'
+    return False, 'no GPU, and the CPU has neither amx_bf16 nor avx512_bf16'
+
+def resolve_precision(precision='float32'):
+    "'float32' or 'bfloat16': `precision` itself, or for 'auto' bfloat16 where `native_bfloat16()` says so."
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: use one of {', '.join(map(repr, PRECISIONS))}")
+    return ('bfloat16' if native_bfloat16()[0] else 'float32') if precision == 'auto' else precision
+
+def _mixed_bfloat16(model):
+    "A copy of `model` whose convolutions and poolings run under Keras's 'mixed_bfloat16' policy."
+    def clone(layer):
+        cfg = layer.get_config()
+        if isinstance(layer, (layers.Conv2D, layers.MaxPooling2D)): cfg['dtype'] = 'mixed_bfloat16'
+        return layer.__class__.from_config(cfg)
+    new = keras.models.clone_model(model, clone_function=clone)
+    for l in model.layers: new.get_layer(l.name).set_weights(l.get_weights())  # float32 variables, as in `model`
+    return new
+
 # %% ../nbs/04_features.ipynb #79d807a0
 def feature_extractor(input_shape=(100, 100), weights='imagenet', branches=PAPER_BRANCHES, trunk='block5_pool',
-                      preprocessing='vgg', seed=0):
-    "The frozen backbone with one output vector per image: [m, s] of each branch map, then the trunk's mean."
+                      preprocessing='vgg', seed=0, precision='float32'):
+    """The frozen backbone with one output vector per image: [m, s] of each branch map, then the trunk's mean.
+    `precision='bfloat16'` runs the convolutions in bfloat16 ('auto': where native); the moments are float32."""
     bb = build_backbone(input_shape, weights, trunk, preprocessing, seed=seed)
-    outs = [SpatialMoments(name=f'{branch_name(b)}_moments')(bb.get_layer(b).output) for b in branches]
-    outs.append(SpatialMoments(squares=False, name='trunk_mean')(bb.output))
+    if resolve_precision(precision) == 'bfloat16': bb = _mixed_bfloat16(bb)
+    outs = [SpatialMoments(name=f'{branch_name(b)}_moments', dtype='float32')(bb.get_layer(b).output) for b in branches]
+    outs.append(SpatialMoments(squares=False, name='trunk_mean', dtype='float32')(bb.output))
     layout = feature_layout(bb, branches)
-    return keras.Model(bb.input, ops.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0], name='feature_extractor'), layout
+    out = ops.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0]
+    return keras.Model(bb.input, out, name='feature_extractor'), layout
 
 def feature_layout(backbone, branches):
     "Where each branch's moments and the trunk mean sit in the feature vector, and each branch map's area H*W."
@@ -54,7 +114,7 @@ def feature_layout(backbone, branches):
 # %% ../nbs/04_features.ipynb #10a94f1e
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
 class PooledBD(layers.Layer):
-    "BatchNorm -> Dropout -> GlobalAveragePooling of a map of `area` pixels, from its per-channel [mean, mean of squares]."
+    "BatchNorm -> Dropout -> GlobalAveragePooling of a map of `area` pixels, from its per-channel [mean, mean sq.]."
     def __init__(self, area, rate=0.5, momentum=0.99, epsilon=1e-3, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.area, self.rate, self.momentum, self.epsilon, self.seed = area, rate, momentum, epsilon, seed
@@ -79,7 +139,8 @@ class PooledBD(layers.Layer):
         b = self.beta - a * mean
         y = a * m + b  # GAP(BN(map))
         if training and self.rate > 0:
-            mean_sq = ops.maximum(a * a * s + 2 * a * b * m + b * b, 1e-12)  # spatial mean of BN(map)^2; > 0 keeps sqrt's gradient finite on dead channels
+            # spatial mean of BN(map)^2; > 0 keeps sqrt's gradient finite on dead channels
+            mean_sq = ops.maximum(a * a * s + 2 * a * b * m + b * b, 1e-12)
             std = ops.sqrt(self.rate / ((1 - self.rate) * self.area) * mean_sq)
             y = y + std * keras.random.normal(ops.shape(y), seed=self.seed_generator)
         return y
@@ -105,13 +166,15 @@ def build_cached_head(model, num_classes, layout, dense_units=2500, dense_activa
     inputs = keras.Input((width,), name='features')
     branches = [b for b in layout if b != 'trunk'] if model == 'mvgg19' else []
     feats = [PooledBD(layout[b]['area'], bd_dropout, seed=seed + i, name=f'{branch_name(b)}_bd')(
-                 Span(layout[b]['start'], layout[b]['stop'], name=f'{branch_name(b)}_moments')(inputs)) for i, b in enumerate(branches)]
+                 Span(layout[b]['start'], layout[b]['stop'], name=f'{branch_name(b)}_moments')(inputs))
+             for i, b in enumerate(branches)]
     feats.append(Span(layout['trunk']['start'], layout['trunk']['stop'], name='trunk_gap')(inputs))
-    return keras.Model(inputs, classifier_head(feats, num_classes, dense_units, dense_activation, dropout), name=f'{model}_cached_head')
+    return keras.Model(inputs, classifier_head(feats, num_classes, dense_units, dense_activation, dropout),
+                       name=f'{model}_cached_head')
 
 # %% ../nbs/04_features.ipynb #1b8f68e8
 def transfer_head(head, full):
-    "Copy a cached head's trained weights into the full model (`PooledBD` 'blockN_bd' -> 'blockN_bd_bn'); returns `full`."
+    "Copy a cached head's trained weights into the full model (`PooledBD` 'blockN_bd' -> 'blockN_bd_bn'), return it."
     for l in head.layers:
         if not l.weights: continue
         target = full.get_layer(f'{l.name}_bn' if isinstance(l, PooledBD) else l.name)
@@ -127,10 +190,57 @@ def weights_id(weights, seed=0):
 
 def _digest(obj): return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+class DamagedCache(ValueError):
+    "A feature cache file that does not hold what it should."
+
+def _memmap(path):
+    "The 2-D float array in the .npy file `path`, memory-mapped read-only."
+    try: a = np.load(path, mmap_mode='r')
+    except (ValueError, OSError, EOFError) as e:
+        raise DamagedCache(f"feature cache view {path} cannot be read ({e}); call extract_features again, "
+                           "which re-extracts damaged views, or delete the file") from e
+    if a.ndim != 2: raise DamagedCache(f"feature cache view {path} holds shape {a.shape}, not (images, features)")
+    return a
+
+class ViewStack:
+    "Read-only (V, N, D) views, one memory-mapped .npy file each: indexing reads only the rows it asks for."
+    def __init__(self, paths):
+        self.paths = tuple(map(str, paths))
+        if not self.paths: raise ValueError('ViewStack needs at least one view file')
+        self._maps = [_memmap(p) for p in self.paths]
+        if len({(m.shape, m.dtype) for m in self._maps}) > 1:
+            raise DamagedCache('feature cache views differ in shape or dtype: ' + ', '.join(
+                f'{p} {m.dtype} {m.shape}' for p, m in zip(self.paths, self._maps)))
+        self.shape, self.dtype, self.ndim = (len(self._maps), *self._maps[0].shape), self._maps[0].dtype, 3
+
+    def __len__(self): return len(self._maps)
+    def __iter__(self): return iter(self._maps)
+    def __repr__(self): return f'ViewStack(shape={self.shape}, dtype={self.dtype}, paths={self.paths})'
+    def __reduce__(self): return ViewStack, (self.paths,)  # pickled as its file names
+
+    def __getitem__(self, key):
+        "`views[v]` one view (memory-mapped); `views[v, rows]`; `views[v_array, row_array]` one row per pair, (B, D)."
+        v, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(v, (int, np.integer)): return self._maps[v][rest] if rest else self._maps[v]
+        if isinstance(v, slice): return np.stack([m[rest] if rest else m for m in self._maps[v]])
+        v = np.asarray(v)
+        if v.dtype.kind not in 'iu' or len(rest) != 1:
+            raise IndexError('index a ViewStack by view, (view, rows), or (view array, row array)')
+        v, rows = np.broadcast_arrays(v, np.asarray(rest[0]))
+        out = np.empty((*v.shape, self.shape[2]), self.dtype)
+        for u in np.unique(v):
+            sel = v == u
+            out[sel] = self._maps[u][rows[sel]]
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        if copy is False: raise ValueError('a ViewStack is one file per view: np.asarray of it always copies')
+        return np.stack(self._maps).astype(dtype or self.dtype, copy=False)
+
 @dataclass
 class Features:
     "Cached features of one dataset: `views` (V, N, D) memory-mapped, its `layout`, and the `folder` it lives in."
-    views: np.ndarray
+    views: ViewStack
     layout: dict
     folder: Path
     extract_s: float = 0.0  # seconds spent extracting in this call (0 when everything came from disk)
@@ -139,44 +249,133 @@ class Features:
     # pickled as its file names, so that worker processes reopen the cache instead of receiving a copy of it
     def __reduce__(self): return (open_features, (tuple(map(str, self.paths)), self.layout, str(self.folder)))
 
-@lru_cache(maxsize=2)
-def _open_views(paths):
-    "The (V, N, D) views in the files `paths`: memory-mapped, several views stacked in memory once per process."
-    return np.stack([np.load(p, mmap_mode='r') for p in paths]) if len(paths) > 1 else np.load(paths[0], mmap_mode='r')[None]
-
 def open_features(paths, layout, folder):
-    "`Features` from its view files, as `extract_features` returned them."
-    return Features(_open_views(tuple(map(str, paths))), layout, Path(folder), 0.0, tuple(Path(p) for p in paths))
+    "`Features` from its view files, as `extract_features` returned them: each view memory-mapped, nothing read yet."
+    return Features(ViewStack(paths), layout, Path(folder), 0.0, tuple(Path(p) for p in paths))
 
 # %% ../nbs/04_features.ipynb #7eb5e6ea
-def _save_atomic(path, arr):
-    "Write `arr` to `path` so that a kill leaves either no file or the complete one."
-    tmp = path.with_name(path.name + f'.tmp{os.getpid()}.npy')
-    np.save(tmp, arr)
-    os.replace(tmp, path)
+DESCRIPTION, DESCRIPTION_FORMAT = 'layout.json', 2  # the cache's description: spec, layout and one entry per view
 
-def extract_features(images, cache_dir, content_key, input_size=(100, 100), weights='imagenet', branches=PAPER_BRANCHES,
-                     trunk='block5_pool', preprocessing='vgg', seed=0, views=1, augment=None, batch_size=64, progress=True):
-    """Backbone features of `images` (N, H, W, 3 uint8, or a callable returning them) for view 0 and `views-1` augmented views.
-    `augment` is a dict of `build_augmenter` arguments (None: defaults); `content_key` identifies the images (e.g. their digests)."""
-    spec = dict(content=content_key, input_size=list(input_size), weights=weights_id(weights, seed), branches=list(branches),
-                trunk=trunk, preprocessing=preprocessing, backend=keras.backend.backend())
+def _write_atomic(path, write, before_replace=None):
+    "`write(tmp)`, `before_replace(tmp)`, then move `tmp` to `path`: a kill leaves the old file or the new one, whole."
+    tmp = path.with_name(f'{path.name}.tmp{os.getpid()}{path.suffix}')
+    try:
+        write(tmp)
+        if before_replace: before_replace(tmp)
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+
+def _file_digest(path):
+    "blake2b of the file at `path`, read in 4 MiB blocks."
+    h = hashlib.blake2b(digest_size=20)
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''): h.update(block)
+    return h.hexdigest()
+
+def _read_description(folder, spec):
+    "(description, None) if `folder`'s description is complete and of this `spec`, else (None, why not)."
+    path = folder/DESCRIPTION
+    if not path.exists(): return None, 'is missing'
+    try: desc = json.loads(path.read_text())
+    except (ValueError, OSError) as e: return None, f'cannot be read ({e})'
+    if not isinstance(desc, dict) or desc.get('format') != DESCRIPTION_FORMAT: return None, 'is from an older version'
+    if _digest(desc.get('spec')) != _digest(spec): return None, 'describes another cache'
+    try:
+        width, entries = max(s['stop'] for s in desc['layout'].values()), desc['views'].values()
+        shapes = {tuple(e['shape']) for e in entries}
+        if not all({'size', 'mtime_ns', 'blake2b'} <= e.keys() for e in entries): return None, 'is incomplete'
+    except (KeyError, TypeError, AttributeError, ValueError): return None, 'is incomplete'
+    if len(shapes) > 1 or any(len(s) != 2 or s[1] != width for s in shapes): return None, 'lists inconsistent views'
+    return desc, None
+
+def _npy_header(path):
+    "(shape, dtype, fortran_order, data offset) of the .npy file at `path`."
+    with open(path, 'rb') as f:
+        major, _ = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read(f)
+        return shape, dtype, fortran_order, f.tell()
+
+def _view_problem(path, entry):
+    """What is wrong with the view file at `path` against its description `entry` (None: nothing). Size and header
+    always, the checksum when the file's mtime changed; a touched file whose checksum matches gets its new mtime."""
+    if entry is None: return 'is not in the cache description'
+    st = path.stat()
+    if st.st_size != entry['size']: return f"is {st.st_size} bytes, not {entry['size']} (truncated or overwritten)"
+    try: shape, dtype, fortran_order, offset = _npy_header(path)
+    except (ValueError, OSError, EOFError) as e: return f'has a damaged .npy header ({e})'
+    if shape != tuple(entry['shape']) or dtype != np.float32 or fortran_order\
+            or offset + 4 * int(np.prod(shape)) != st.st_size:
+        return f"holds {dtype} {shape}, not float32 {tuple(entry['shape'])}"
+    if st.st_mtime_ns != entry['mtime_ns']:
+        if _file_digest(path) != entry['blake2b']: return 'was modified: its checksum no longer matches'
+        entry['mtime_ns'] = st.st_mtime_ns  # same bytes, touched: no need to hash it again next time
+    return None
+
+def _remove_orphans(folder):
+    "Delete temporary files left in `folder` by processes that were killed while writing them."
+    for t in folder.glob('*.tmp*'):
+        pid = t.name.rsplit('.tmp', 1)[1].split('.')[0]
+        if not pid.isdigit(): continue
+        try: os.kill(int(pid), 0)
+        except ProcessLookupError: t.unlink(missing_ok=True)
+        except PermissionError: pass  # alive, another user's
+
+# %% ../nbs/04_features.ipynb #daeaa390
+def _save_description(folder, desc):
+    "Write the cache description of `folder` atomically."
+    _write_atomic(folder/DESCRIPTION, lambda tmp: tmp.write_text(json.dumps(desc, indent=1)))
+
+def extract_features(images, cache_dir, content_key, input_size=(100, 100), weights='imagenet',
+                     branches=PAPER_BRANCHES, trunk='block5_pool', preprocessing='vgg', seed=0, views=1,
+                     augment=None, batch_size=64, progress=True, precision='float32'):
+    """Backbone features of `images` (N, H, W, 3 uint8, or a callable returning them), view 0 and `views-1` augmented.
+    `augment`: `build_augmenter` arguments (None: defaults); `content_key` identifies the images (e.g. their digests);
+    `precision`: 'float32', 'bfloat16' or 'auto' (`resolve_precision`), part of the cache key."""
+    precision = resolve_precision(precision)
+    spec = dict(content=content_key, input_size=list(input_size), weights=weights_id(weights, seed),
+                branches=list(branches), trunk=trunk, preprocessing=preprocessing, backend=keras.backend.backend(),
+                precision=precision)
     folder = Path(cache_dir)/f'features-{_digest(spec)}'
     folder.mkdir(parents=True, exist_ok=True)
-    (folder/'spec.json').write_text(json.dumps(spec, indent=1))
+    _remove_orphans(folder)
     aug_key = _digest(dict(augment=augment or {}, seed=seed))
     paths = [folder/('view0.npy' if v == 0 else f'view{v}-aug{aug_key}.npy') for v in range(views)]
-    todo = [v for v, p in enumerate(paths) if not p.exists()]
+    desc, why = _read_description(folder, spec)
+    if desc is None:
+        if any(p.exists() for p in paths):
+            print(f'feature cache: {folder/DESCRIPTION} {why}; re-extracting its views', flush=True)
+        desc = dict(format=DESCRIPTION_FORMAT, spec=spec, layout=None, views={})
+    mtimes, todo = {k: e['mtime_ns'] for k, e in desc['views'].items()}, []
+    for v, p in enumerate(paths):
+        problem = None if not p.exists() else _view_problem(p, desc['views'].get(p.name))
+        if problem and desc['layout'] is not None:  # (with no description, the line above said it all)
+            print(f'feature cache: {p} {problem}; re-extracting it', flush=True)
+        if problem or not p.exists(): todo.append(v)
     t0 = time.perf_counter()
     if todo:
         from mvgg19_nb.augment import augment_views, build_augmenter
         imgs = images() if callable(images) else images
-        ext, layout = feature_extractor(input_size, weights, branches, trunk, preprocessing, seed)
+        if imgs is None: raise ValueError(f'the feature cache {folder} lacks views {todo}: pass the images')
+        kept = {desc['views'][p.name]['shape'][0] for v, p in enumerate(paths) if v not in todo}
+        if kept and kept != {len(imgs)}:
+            raise ValueError(f'{len(imgs)} images, but the feature cache {folder} holds views of {kept.pop()} images '
+                             f'for content_key {content_key!r}: the content key must identify the images')
+        ext, desc['layout'] = feature_extractor(input_size, weights, branches, trunk, preprocessing, seed, precision)
+        for v in todo: desc['views'].pop(paths[v].name, None)
+        _save_description(folder, desc)  # first the description (spec, layout), then each view after its own entry
         for v in todo:
             x = imgs if v == 0 else augment_views(imgs, 2, build_augmenter(**(augment or {})), seed=seed * 1000 + v)[1]
-            if progress: print(f'extracting view {v} of {len(x)} images at {input_size[0]}x{input_size[1]}', flush=True)
-            _save_atomic(paths[v], ext.predict(x, batch_size=batch_size, verbose=int(bool(progress)) * 2).astype('float32'))
-        (folder/'layout.json').write_text(json.dumps(layout))
-    feats = open_features(paths, json.loads((folder/'layout.json').read_text()), folder)
+            if progress:
+                print(f'extracting view {v}: {len(x)} images, {input_size[0]}x{input_size[1]}, {precision}', flush=True)
+            f = ext.predict(x, batch_size=batch_size, verbose=int(bool(progress)) * 2).astype('float32')
+            def describe(tmp, name=paths[v].name, shape=list(f.shape)):  # the entry before the file itself
+                st = tmp.stat()  # os.replace keeps the size and mtime
+                desc['views'][name] = dict(shape=shape, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                           blake2b=_file_digest(tmp))
+                _save_description(folder, desc)
+            _write_atomic(paths[v], lambda tmp: np.save(tmp, f), describe)
+    elif any(desc['views'][k]['mtime_ns'] != m for k, m in mtimes.items()): _save_description(folder, desc)
+    feats = open_features(paths, desc['layout'], folder)
     feats.extract_s = time.perf_counter() - t0 if todo else 0.0
     return feats

@@ -1,15 +1,18 @@
 "The cached path computes what the full model computes: random backbone weights (no download here), real images."
-import os, tempfile
+import json, os, pickle, re, shutil, subprocess, tempfile
+from pathlib import Path
 os.environ.setdefault('KERAS_HOME', tempfile.mkdtemp(prefix='keras_home_'))
 import numpy as np, pytest, keras
-from mvgg19_nb.data import load_dataset
-from mvgg19_nb.features import feature_extractor, build_cached_head, transfer_head, extract_features
+import mvgg19_nb.features as features
+from mvgg19_nb.data import DataNotFoundError, load_dataset
+from mvgg19_nb.features import (feature_extractor, build_cached_head, transfer_head, extract_features, open_features,
+                                native_bfloat16, resolve_precision, ViewStack)
 from mvgg19_nb.model import build_mvgg19, build_vgg19
 
 @pytest.fixture(scope='module')
 def real_images():
     try: ds = load_dataset('magnetic_tile').sample(24, seed=1, min_per_class=3)
-    except Exception as e: pytest.skip(f'magnetic tile data not found ({e}); set MVGG19_DATA')
+    except DataNotFoundError as e: pytest.skip(f'magnetic tile data not found ({e}); set MVGG19_DATA')
     return ds.load((72, 88)), ds.labels % 3
 
 @pytest.mark.parametrize('name,build', [('mvgg19', build_mvgg19), ('vgg19', build_vgg19)])
@@ -48,3 +51,128 @@ def test_cache_reused_and_atomic(real_images, tmp_path):
     np.testing.assert_array_equal(np.asarray(a.views), np.asarray(b.views))
     assert not list(tmp_path.rglob('*.tmp*'))
     assert len({np.asarray(a.views[v]).tobytes() for v in range(3)}) == 3  # each view is a different augmentation
+
+def close(a, b):
+    "Equal to float32 rounding of a re-extraction (relative; the scale is the features' largest)."
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5 * np.abs(np.asarray(b)).max())
+
+def extract(images, d, **kw): return extract_features(images, d, 'k', (72, 88), weights=None, progress=False, **kw)
+
+def truncate(view): os.truncate(view, view.stat().st_size - 1000)
+def empty(view): os.truncate(view, 0)
+def scribble(view):  # random bytes over the data: same size, a later mtime
+    raw = bytearray(view.read_bytes()); raw[-4000:] = np.random.default_rng(0).bytes(4000)
+    st = view.stat(); view.write_bytes(bytes(raw)); os.utime(view, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+def no_description(view): (view.parent/'layout.json').unlink()
+def older_description(view):  # what the previous version wrote: the layout alone
+    desc = view.parent/'layout.json'; desc.write_text(json.dumps(json.loads(desc.read_text())['layout']))
+def killed_before_entry(view):  # the view on disk, the description without it
+    desc = view.parent/'layout.json'; d = json.loads(desc.read_text()); d['views'].pop(view.name)
+    desc.write_text(json.dumps(d))
+def killed_before_view(view): view.unlink()  # the entry written, the view not moved into place
+
+@pytest.mark.parametrize('damage,says', [
+    (truncate, 'bytes, not'), (empty, 'is 0 bytes'), (scribble, 'checksum no longer matches'),
+    (no_description, 'layout.json is missing'), (older_description, 'layout.json is from an older version'),
+    (killed_before_entry, 'is not in the cache description'), (killed_before_view, None)])
+def test_damaged_cache_is_reextracted(real_images, tmp_path, capsys, damage, says):
+    imgs, _ = real_images
+    good = extract(imgs, tmp_path, views=2)
+    want, view = np.asarray(good.views), good.paths[-1]
+    del good  # no memory map of a file about to be damaged
+    capsys.readouterr()
+    damage(view)
+    again = extract(imgs, tmp_path, views=2)
+    out = capsys.readouterr().out
+    assert again.extract_s > 0
+    close(again.views, want)
+    if says: assert out.count('\n') == 1 and says in out and ('layout.json' in out or str(view) in out), out
+    else: assert out == ''
+    assert extract(None, tmp_path, views=2).extract_s == 0.0  # and then it is whole again
+    assert sorted(p.name for p in again.folder.iterdir()) == sorted(['layout.json', *(p.name for p in again.paths)])
+
+def test_touched_view_is_hashed_once(real_images, tmp_path, monkeypatch):
+    imgs, _ = real_images
+    view = extract(imgs, tmp_path).paths[0]
+    st = view.stat(); os.utime(view, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, new mtime
+    hashed = []
+    digest = features._file_digest
+    monkeypatch.setattr(features, '_file_digest', lambda p: hashed.append(p) or digest(p))
+    assert extract(None, tmp_path).extract_s == 0.0 and hashed == [view]  # checksum verified once ...
+    assert extract(None, tmp_path).extract_s == 0.0 and hashed == [view]  # ... then only size and header
+
+def test_orphaned_temporary_files_are_removed(real_images, tmp_path):
+    imgs, _ = real_images
+    folder = extract(imgs, tmp_path).folder
+    dead = subprocess.Popen(['true']); dead.wait()
+    orphans = [folder/f'view0.npy.tmp{dead.pid}.npy', folder/f'layout.json.tmp{dead.pid}.json']
+    for o in orphans: o.write_bytes(b'half written')
+    mine = folder/f'view1.npy.tmp{os.getpid()}.npy'; mine.write_bytes(b'a live writer')
+    assert extract(None, tmp_path).extract_s == 0.0
+    assert not any(o.exists() for o in orphans) and mine.exists()
+
+def test_cache_rebuilt_in_the_same_process(real_images, tmp_path):
+    "A cache deleted and rebuilt with other content under the same key: the new numbers, not the old ones."
+    imgs, _ = real_images
+    old = np.asarray(extract(imgs[:8], tmp_path, views=2).views)
+    shutil.rmtree(next(tmp_path.glob('features-*')))
+    new = extract(imgs[8:16], tmp_path, views=2)
+    ext, _ = feature_extractor((72, 88), weights=None)
+    close(new.views[0], ext.predict(imgs[8:16], verbose=0))
+    assert np.abs(np.asarray(new.views) - old).max() > 0
+
+def test_views_stay_memory_mapped(tmp_path):
+    "Opening the cache (also in a worker, from its pickle) and drawing batches holds a batch, not the views."
+    status = Path('/proc/self/status')
+    if not status.exists(): pytest.skip('needs /proc/self/status (Linux) to read the process memory')
+    rss_anon = lambda: int(re.search(r'RssAnon:\s+(\d+) kB', status.read_text()).group(1)) * 1024
+    n, d, v = 2600, 2304, 4  # 4 views of 24 MB
+    paths = [tmp_path/f'view{i}.npy' for i in range(v)]
+    for i, p in enumerate(paths): np.save(p, np.full((n, d), i, 'float32'))
+    before = rss_anon()
+    feats = pickle.loads(pickle.dumps(open_features(paths, {}, tmp_path)))
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        views, rows = rng.integers(0, v, 32), rng.integers(0, n, 32)
+        batch = feats.views[views, rows]
+        assert batch.shape == (32, d) and batch.dtype == np.float32 and (batch[:, 0] == views).all()
+    grown = rss_anon() - before
+    assert grown < 0.1 * v * n * d * 4, f'{grown / 2**20:.0f} MB more anonymous memory after opening 4 views'
+
+def test_viewstack_indexes_like_an_array(tmp_path):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 50, 7)).astype('float32')
+    for i in range(3): np.save(tmp_path/f'v{i}.npy', a[i])
+    vs = ViewStack([tmp_path/f'v{i}.npy' for i in range(3)])
+    views, rows = rng.integers(0, 3, 40), rng.integers(0, 50, 40)
+    np.testing.assert_array_equal(vs[views, rows], a[views, rows])
+    v2, r2 = views.reshape(5, 8), rows.reshape(5, 8)
+    np.testing.assert_array_equal(vs[v2, r2], a[v2, r2])
+    np.testing.assert_array_equal(vs[-1], a[-1]); np.testing.assert_array_equal(vs[2][rows], a[2][rows])
+    np.testing.assert_array_equal(vs[1:, rows], a[1:, rows]); np.testing.assert_array_equal(np.asarray(vs), a)
+    with pytest.raises(IndexError): vs[np.array([3]), np.array([0])]
+
+def test_native_bfloat16_reads_the_cpu_flags(monkeypatch):
+    monkeypatch.setattr(features, '_gpu_bfloat16', lambda: None)
+    for flags, want in (({'avx512f', 'avx2'}, (False, 'no GPU, and the CPU has neither amx_bf16 nor avx512_bf16')),
+                        ({'avx512_bf16'}, (True, 'CPU with AVX-512 BF16 (avx512_bf16)')),
+                        ({'amx_bf16', 'avx512_bf16'}, (True, 'CPU with AMX (amx_bf16)'))):
+        monkeypatch.setattr(features, 'cpu_flags', lambda: flags)
+        assert native_bfloat16() == want and resolve_precision('auto') == ('bfloat16' if want[0] else 'float32')
+    monkeypatch.setattr(features, '_gpu_bfloat16', lambda: (False, 'GPU with compute capability 7.5'))
+    monkeypatch.setattr(features, 'cpu_flags', lambda: {'amx_bf16'})
+    assert native_bfloat16() == (False, 'GPU with compute capability 7.5')  # the GPU runs the backbone: it decides
+    with pytest.raises(ValueError, match="precision='half'"): resolve_precision('half')
+
+def test_bfloat16_features_and_cache_key(real_images, tmp_path):
+    imgs, _ = real_images
+    f32, f16 = extract(imgs, tmp_path), extract(imgs, tmp_path, precision='bfloat16')
+    assert f32.folder != f16.folder and f16.views.dtype == np.float32
+    assert json.loads((f16.folder/'layout.json').read_text())['spec']['precision'] == 'bfloat16'
+    auto = extract(imgs, tmp_path, precision='auto')
+    assert auto.folder == (f16 if native_bfloat16()[0] else f32).folder and auto.extract_s == 0.0
+    a, b = np.asarray(f32.views[0], 'float64'), np.asarray(f16.views[0], 'float64')
+    bound = 16 * 2.0 ** -8  # 16 convolutions, each rounding its inputs to bfloat16 (relative error 2^-8)
+    assert (np.abs(b - a).max(1) / np.abs(a).max(1)).max() < bound
+    assert ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min() > 1 - bound ** 2 / 2
+    assert keras.config.dtype_policy().name == 'float32'  # the process's policy is untouched
