@@ -17,9 +17,10 @@ from .images import (IMAGE_EXTS, ImageError, MIN_SIDE, file_digest, image_info, 
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'ELPV_LEVELS', 'SDNET_SURFACES', 'DBCC_LAYOUT', 'DBCC_PREFIX', 'GC10_CLASSES', 'GC10_ABBREV', 'DATASETS',
-           'DataError', 'DataNotFoundError', 'Dataset', 'load_folder', 'load_manifest', 'find_root', 'load_casting',
-           'load_magnetic_tile', 'mask_path', 'load_elpv', 'load_sdnet2018', 'load_bridge_dbcc', 'load_gc10det',
-           'load_itodd', 'load_dataset', 'check_folds', 'Audit', 'audit', 'drop_duplicates']
+           'POSITIVE_WORDS', 'DataError', 'DataNotFoundError', 'Dataset', 'load_folder', 'load_manifest', 'find_root',
+           'load_casting', 'load_magnetic_tile', 'mask_path', 'load_elpv', 'load_sdnet2018', 'load_bridge_dbcc',
+           'load_gc10det', 'load_itodd', 'load_dataset', 'check_folds', 'with_positive_class', 'Audit', 'audit',
+           'drop_duplicates']
 
 # %% ../nbs/01_data.ipynb #ff7f0b3b
 class DataError(ValueError):
@@ -453,6 +454,34 @@ def check_folds(ds: Dataset, folds: int) -> Dataset:
     if few: raise DataError(f"{ds.name}: fewer images than folds={folds} in class " + ', '.join(f'{c!r} ({n} images)' for c,n in
                             few.items()) + f"; use at most {min(few.values())} folds, add images, or merge/drop the class")
     return ds
+
+# %% ../nbs/01_data.ipynb #499b4e66
+POSITIVE_WORDS = ('defect', 'defective', 'def', 'ng', 'nok', 'bad', 'crack', 'cracked', 'anomaly', 'anomalous',
+                  'abnormal', 'fault', 'faulty', 'damage', 'damaged', 'broken', 'reject', 'rejected', 'fail', 'positive')
+
+def _says_defect(name) -> bool:
+    "Whether a class name reads as the defective class ('def_front', 'crack'), not its negation ('no_crack')."
+    words = [w for w in re.split(r'[^a-z0-9]+', str(name).lower()) if w]
+    if not words or words[0] in ('no', 'non', 'not') or words[0].startswith(('un', 'non')): return False
+    return any(w in POSITIVE_WORDS for w in words)
+
+def with_positive_class(ds: Dataset, positive_class=None) -> tuple:
+    "`(ds, how)`: binary `ds` with `positive_class` (given or guessed) as class index 1; `how` says how it was chosen."
+    if len(ds.classes) != 2:
+        if positive_class is not None: raise DataError(f"{ds.name}: positive_class={positive_class!r} needs two classes, "
+                                                       f"not {len(ds.classes)} ({ds.classes}); leave it None")
+        return ds, None
+    if positive_class is not None:
+        if str(positive_class) not in ds.classes:
+            raise DataError(f"{ds.name}: positive_class={positive_class!r} is not a class; use one of {ds.classes}")
+        pos, how = str(positive_class), 'given'
+    else:
+        guessed = [c for c in ds.classes if _says_defect(c)]
+        pos, how = (guessed[0], 'guessed from its name') if len(guessed) == 1 else (ds.classes[1], 'class index 1 '
+                   '(no class name reads as a defect: pass positive_class to choose)')
+    if pos == ds.classes[1]: return ds, how
+    meta = {**ds.meta, 'per_image': list(ds.meta.get('per_image', []))}
+    return Dataset(ds.name, ds.paths, 1 - ds.labels, ds.classes[::-1], meta), how
 
 # %% ../nbs/01_data.ipynb #907dcc6f
 @dataclass(repr=False)

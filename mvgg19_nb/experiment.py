@@ -12,19 +12,22 @@ import pandas as pd
 import mvgg19_nb
 
 # %% auto #0
-__all__ = ['DATASET_KEYS', 'DATASET_NAMES', 'INPUT_SIZES', 'METRICS', 'MODEL_NAMES', 'PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER',
-           'RESULTS_VERSION', 'EXPERIMENT_DEFAULTS', 'provenance', 'audit_summary', 'results_record', 'write_results',
-           'read_results', 'repo_root', 'template_path', 'experiment_params', 'rerun_command', 'weights_banner',
-           'run_experiment', 'summary_table', 'summary_markdown_table', 'plot_summary', 'write_summary',
-           'read_summary_table']
+__all__ = ['DATASET_KEYS', 'DATASET_NAMES', 'INPUT_SIZES', 'METRICS', 'BASELINE_NAMES', 'MODEL_NAMES', 'PAPER_TABLE1',
+           'PAPER_TABLE2', 'PAPER', 'RESULTS_VERSION', 'EXPERIMENT_DEFAULTS', 'provenance', 'audit_summary',
+           'results_record', 'write_results', 'read_results', 'repo_root', 'template_path', 'experiment_params',
+           'rerun_command', 'weights_banner', 'protocol_text', 'run_experiment', 'summary_table',
+           'summary_markdown_table', 'baselines_markdown_table', 'plot_summary', 'write_summary', 'read_summary_table']
 
 # %% ../nbs/08_experiment.ipynb #593c644f
-DATASET_KEYS = ('casting', 'gc10det', 'magnetic_tile', 'itodd', 'sdnet2018', 'elpv')  # the paper's order
+# the paper's order; its Bridge row twice: SDNET2018, which the paper names, and DBCC, which the authors' code reads
+DATASET_KEYS = ('casting', 'gc10det', 'magnetic_tile', 'itodd', 'sdnet2018', 'bridge_dbcc', 'elpv')
 DATASET_NAMES = {'casting': 'Casting', 'gc10det': 'Defect (GC10-DET)', 'magnetic_tile': 'Magnetic',
-                 'itodd': 'Tech (ITODD)', 'sdnet2018': 'Bridge (SDNET2018)', 'elpv': 'Solar (ELPV)'}
-INPUT_SIZES = {'casting': [100, 100], 'gc10det': [100, 205], 'magnetic_tile': [120, 120],
-               'itodd': [142, 211], 'sdnet2018': [72, 72], 'elpv': [100, 100]}  # the authors' code, (height, width)
+                 'itodd': 'Tech (ITODD)', 'sdnet2018': 'Bridge (SDNET2018)',
+                 'bridge_dbcc': "Bridge (DBCC, the authors' code)", 'elpv': 'Solar (ELPV)'}
+INPUT_SIZES = {'casting': [100, 100], 'gc10det': [100, 205], 'magnetic_tile': [120, 120], 'itodd': [142, 211],
+               'sdnet2018': [72, 72], 'bridge_dbcc': [72, 72], 'elpv': [100, 100]}  # the authors' code, (height, width)
 METRICS = ('accuracy', 'precision', 'recall', 'f1', 'auc')
+BASELINE_NAMES = {'majority': 'majority rate', 'probe_trunk': 'linear probe, trunk', 'probe_all': 'linear probe, all'}
 MODEL_NAMES = {'mvgg19': 'MVGG19', 'vgg19': 'VGG19'}
 
 def _table(rows): return {k: dict(zip(METRICS, v)) for k, v in rows.items()}
@@ -37,6 +40,7 @@ PAPER_TABLE2 = _table({  # VGG19, Table 2 of the paper
     'casting': (87.39, 78.01, 97.72, 87.37, 97.88), 'gc10det': (70.9, 66.79, None, None, 92.65),
     'magnetic_tile': (77.32, 70.52, None, None, 89.16), 'itodd': (88.29, 95.31, None, None, 99.6),
     'sdnet2018': (98.72, 99.24, 99.29, 99.26, 99.55), 'elpv': (73.85, 74.76, 58.15, 64.97, 80.18)})
+for _t in (PAPER_TABLE1, PAPER_TABLE2): _t['bridge_dbcc'] = _t['sdnet2018']  # the paper's one Bridge row, beside both
 PAPER = {'mvgg19': PAPER_TABLE1, 'vgg19': PAPER_TABLE2}
 
 # %% ../nbs/08_experiment.ipynb #ccfad16f
@@ -104,11 +108,17 @@ def audit_summary(audit) -> dict|None:
     return _jsonable(out)
 
 def _model_record(res, model):
-    "Per-fold metrics, their mean and std, and the fit times of `model` in `res`."
+    "Per-fold metrics with mean and std, out-of-fold per-class recall, collapsed folds and fit times of a model or baseline."
+    from mvgg19_nb.metrics import per_class_report, single_class_folds
     df = res.metrics(model)
-    return dict(per_fold=[dict(fold=int(i.split()[-1]), **row) for i, row in zip(df.index, df.to_dict('records'))],
-                mean=df.mean().to_dict(), std=df.std().to_dict(),
-                fit_s=[t.get('fit_s') for t in res.runs[model].get('timings', [])])
+    proba = res.runs[model]['proba'] if model in res.runs else res.baselines[model]
+    recall = per_class_report(res.labels, proba, res.classes)['recall'].iloc[:len(res.classes)]
+    out = dict(per_fold=[dict(fold=int(i.split()[-1]), **row) for i, row in zip(df.index, df.to_dict('records'))],
+               mean=df.mean().to_dict(), std=df.std().to_dict(), per_class_recall=recall.to_dict(),
+               single_class_folds={k: dict(cls=res.classes[c], share=f)
+                                   for k, (c, f) in single_class_folds(proba, res.fold_of).items()})
+    if model in res.runs: out['fit_s'] = [t.get('fit_s') for t in res.runs[model].get('timings', [])]
+    return out
 
 def results_record(res, params: dict, provenance: dict|None = None, audit=None) -> dict:
     "The JSON record of one experiment: parameters, provenance, audit summary, per model per-fold metrics with mean and std."
@@ -117,8 +127,10 @@ def results_record(res, params: dict, provenance: dict|None = None, audit=None) 
         classes=list(res.classes), n_images=int(len(res.labels)),
         counts=dict(zip(res.classes, np.bincount(res.labels, minlength=len(res.classes)).tolist())),
         parameters=params, cross_validation={k: v for k, v in res.params.items() if k != 'run_dir'},
+        positive_class=res.classes[1] if len(res.classes) == 2 else None,
         run_dir=res.params.get('run_dir'), timings=res.timings, provenance=provenance, audit=audit_summary(audit),
-        metric_units='fraction', models={m: _model_record(res, m) for m in res.runs}))
+        metric_units='fraction', models={m: _model_record(res, m) for m in res.runs},
+        baselines={b: _model_record(res, b) for b in getattr(res, 'baselines', {})}))
 
 def write_results(path, res, params: dict, provenance: dict|None = None, audit=None) -> dict:
     "Write `results_record(...)` to the JSON file `path` (folders created) and return the record."
@@ -137,7 +149,8 @@ def read_results(path) -> dict:
 # %% ../nbs/08_experiment.ipynb #faaa5fa2
 EXPERIMENT_DEFAULTS = dict(dataset='magnetic_tile', data_root=None, models=['vgg19', 'mvgg19'], weights=None, freeze='frozen',
                            input_size=[120, 120], folds=10, epochs=15, batch_size=32, augment=True, views=4, seed=0,
-                           max_images=None, preprocessing='vgg', val_split=0.1, cache_dir='.cache/features',
+                           max_images=None, preprocessing='vgg', val_split=0.1, bn_stats='precise', precision='float32',
+                           positive_class=None, cache_dir='.cache/features',
                            runs_dir='.cache/runs', output_dir='book/results')  # as in the template's `parameters` cell
 
 def repo_root() -> Path:
@@ -189,6 +202,22 @@ def weights_banner(dataset, params: dict) -> str:
     if params.get('max_images'): s += f"\n\n**Quick run on a sample of at most {params['max_images']} images**, not the whole dataset."
     return s
 
+# %% ../nbs/08_experiment.ipynb #e0c2cd87
+def protocol_text(params: dict) -> str:
+    "Markdown: the cross-validation protocol of a run, from its parameters, with where it departs from the paper."
+    p = {**EXPERIMENT_DEFAULTS, **params}
+    h, w = p['input_size']
+    aug = 'no augmentation' if p['augment'] is False else f"{p['views']} cached views per image (the original and " \
+          f"{p['views'] - 1} augmented)" if p['freeze'] == 'frozen' else 'augmentation inside the model'
+    text = (f"**Protocol:** {p['folds']}-fold stratified cross-validation (byte-identical images kept in one fold), "
+            f"{p['epochs']} epochs, batches of {p['batch_size']}, Adam with its defaults, backbone {p['freeze']}, "
+            f"{h}x{w} px inputs, '{p['preprocessing']}' preprocessing, {aug}, {100 * p['val_split']:.0f} % of each "
+            f"training fold held out for the validation curves, BatchNorm statistics '{p['bn_stats']}', features "
+            f"computed in {p['precision']}, seed {p['seed']}.")
+    paper = dict(folds=10, epochs=15, batch_size=32, freeze='frozen')
+    off = [f"{k} {p[k]} (paper: {v})" for k, v in paper.items() if p[k] != v]
+    return text + (f" Differs from the paper's protocol in: {', '.join(off)}." if off else '')
+
 # %% ../nbs/08_experiment.ipynb #1ae9ea1f
 def _retitle(path, dataset):
     "Give the executed notebook at `path` the dataset's title (its first markdown heading)."
@@ -234,12 +263,13 @@ def summary_table(results_dir='book/results', all_datasets=True) -> pd.DataFrame
             row = dict(dataset=d, name=DATASET_NAMES.get(d, d), model=MODEL_NAMES[m], n_images=r.get('n_images'),
                        folds=r.get('parameters', {}).get('folds'), weights=r.get('parameters', {}).get('weights', None) if r else None,
                        max_images=r.get('parameters', {}).get('max_images'), ran=mr is not None)
-            for k in METRICS:
-                v, s = (mr or {}).get('mean', {}).get(k), (mr or {}).get('std', {}).get(k)
-                row[k] = np.nan if v is None else 100 * v
-                row[f'{k}_std'] = np.nan if s is None else 100 * s
+            pct = lambda rec, k, stat='mean': np.nan if (rec or {}).get(stat, {}).get(k) is None else 100 * rec[stat][k]
+            for k in (*METRICS, 'balanced_accuracy'):
+                row[k], row[f'{k}_std'] = pct(mr, k), pct(mr, k, 'std')
                 pv = PAPER.get(m, {}).get(d, {}).get(k)
                 row[f'paper_{k}'] = np.nan if pv is None else pv
+            for b in BASELINE_NAMES:  # the same on every model's row: they do not depend on the model
+                for k in ('accuracy', 'balanced_accuracy'): row[f'{b}_{k}'] = pct(r.get('baselines', {}).get(b), k)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -252,12 +282,27 @@ def _cell(v, s=None, digits=2):
 def summary_markdown_table(tab, model) -> str:
     "A Markdown table of `model`'s rows in `summary_table` output: dataset, images, then per metric ours and the paper's."
     head = ['Dataset', 'Images'] + [h for k in METRICS for h in (f'{k.capitalize() if k != "f1" else "F1"} (ours)', 'paper')]
-    head = [h.replace('Auc', 'AUC') for h in head]
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join([':--', '--:'] + ['--:'] * 2 * len(METRICS)) + '|']
+    head = [h.replace('Auc', 'AUC') for h in head] + ['Balanced accuracy (ours)']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join([':--', '--:'] + ['--:'] * (2 * len(METRICS) + 1)) + '|']
     for _, r in tab[tab.model == MODEL_NAMES.get(model, model)].iterrows():
         n = '-' if r.n_images is None or pd.isna(r.n_images) else f'{int(r.n_images)}'
-        cells = [r['name'], n] + [c for k in METRICS for c in (_cell(r[k], r[f'{k}_std']) if r.ran else 'not run', _cell(r[f'paper_{k}']))]
+        ours = lambda k: _cell(r[k], r[f'{k}_std']) if r.ran else 'not run'
+        cells = [r['name'], n] + [c for k in METRICS for c in (ours(k), _cell(r[f'paper_{k}']))] + [ours('balanced_accuracy')]
         lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+def baselines_markdown_table(tab) -> str:
+    "A Markdown table, per dataset run: accuracy / balanced accuracy of the baselines and of both models (mean, %)."
+    names = [*BASELINE_NAMES.values(), *MODEL_NAMES.values()]
+    lines = ['| Dataset | ' + ' | '.join(n[0].upper() + n[1:] for n in names) + ' |', '|:--|' + '--:|' * len(names)]
+    wide = tab[tab.ran].set_index(['dataset', 'model'])
+    for d in dict.fromkeys(tab[tab.ran].dataset):
+        first = wide.loc[d].iloc[0]
+        both = lambda acc, bal: f'{_cell(acc)} / {_cell(bal)}'
+        cells = [both(first[f'{b}_accuracy'], first[f'{b}_balanced_accuracy']) for b in BASELINE_NAMES]
+        cells += [both(wide.loc[(d, m), 'accuracy'], wide.loc[(d, m), 'balanced_accuracy']) if (d, m) in wide.index else '-'
+                  for m in MODEL_NAMES.values()]
+        lines.append(f"| {first['name']} | " + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 def plot_summary(tab, metric='accuracy'):
@@ -322,14 +367,24 @@ class; multi-class ones the macro average over classes, and AUC one-vs-rest. "-"
 
 {summary_markdown_table(tab, 'vgg19')}
 
-## Figure 10: accuracy of MVGG19 and VGG19
+## Baselines: what the features allow
+
+Accuracy / balanced accuracy (mean over folds, %) of each model beside two baselines computed on the same folds
+and training images: the majority rate (the training part's most frequent class, for every test image) and a
+linear probe (standardised logistic regression) on the cached backbone features the heads see at inference,
+the trunk's alone (VGG19's input) and all of them (MVGG19's). A model below the probe on its own features has
+not learnt what they hold; each dataset's page shows the per-fold numbers and per-class recall.
+
+{baselines_markdown_table(tab) if tab.ran.any() else 'No results file yet.'}
+
+## Accuracy of MVGG19 and VGG19 (the paper's Figure 10)
 
 ```{{figure}} {rel}
 :alt: Grouped bar charts of accuracy per dataset for MVGG19 and VGG19, ours and the paper's
 :width: 100%
 
 Accuracy per dataset, MVGG19 beside VGG19: ours on the left (error bars: standard deviation over folds), the
-paper's Figure 10 numbers (Tables 1 and 2) on the right.
+paper's numbers (its Figure 10, Tables 1 and 2) on the right.
 ```
 """
     page.parent.mkdir(parents=True, exist_ok=True)

@@ -314,7 +314,8 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100
     labels, digests = np.asarray(ds.labels), ds.digests()
     groups = duplicate_groups(digests)
     fold_idx = make_folds(labels, groups, folds, seed)
-    params = dict(dataset=ds.name, n=len(ds), content=_digest(digests), models=list(models), input_size=list(input_size),
+    params = dict(dataset=ds.name, n=len(ds), content=_digest(digests), classes=[str(c) for c in ds.classes],
+                  labels=_digest(labels.tolist()), models=list(models), input_size=list(input_size),
                   folds=folds, epochs=epochs, batch_size=batch_size, weights=str(weights), freeze=freeze, preprocessing=preprocessing,
                   augment=augment, views=views, val_split=val_split, seed=seed, cached=cached, model_kwargs=model_kwargs,
                   bn_stats=bn_stats, precision=precision, backend=keras.backend.backend(), keras=keras.__version__)
