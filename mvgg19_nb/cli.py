@@ -4,14 +4,16 @@
 
 # %% ../nbs/09_cli.ipynb #7c935312
 from __future__ import annotations
-import argparse, os, shutil, subprocess, sys
+import argparse, ast, contextlib, io, json, logging, os, shutil, subprocess, sys, tempfile, textwrap, time, tokenize
 from pathlib import Path
 from .experiment import (DATASET_KEYS, EXPERIMENT_DEFAULTS, INPUT_SIZES, repo_root, run_experiment,
-                                  write_summary)
+                                  template_path, write_summary)
+from .params import ALLOWED, ParameterError, check_model_file, check_params, dataset_key
 
 # %% auto #0
-__all__ = ['CLIError', 'parse_value', 'parse_params', 'build_parser', 'find_datasets', 'cmd_run', 'cmd_book', 'cmd_predict',
-           'main']
+__all__ = ['PATH_PARAMS', 'PATH_NOTES', 'CLIError', 'parse_value', 'parse_params', 'resolve_paths', 'check_writable_dir',
+           'template_parameters', 'parameters_help', 'build_parser', 'find_datasets', 'check_run', 'set_aside_stale',
+           'cmd_run', 'cmd_book', 'cmd_predict', 'main']
 
 # %% ../nbs/09_cli.ipynb #59ebff96
 class CLIError(ValueError):
@@ -25,87 +27,228 @@ def parse_value(text: str):
     except yaml.YAMLError: return text
 
 def _size(v):
-    "`input_size` from a list, a single number or an 'HxW' string."
+    "`input_size` from an 'HxW' string; any other value as it is (`check_params` judges it)."
     if isinstance(v, str):
         parts = v.lower().replace(' ', '').split('x')
         if len(parts) == 2 and all(p.isdigit() for p in parts): return [int(p) for p in parts]
-        raise CLIError(f"input_size {v!r}: use HxW (e.g. 100x205) or a list '[100, 205]'")
-    if isinstance(v, int): return [v, v]
-    if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) for x in v): return list(v)
-    raise CLIError(f"input_size {v!r}: use two integers, height and width, e.g. '[100, 205]' or 100x205")
+    return v
 
 def parse_params(pairs) -> dict:
     "The `-p NAME VALUE` pairs as a dict of template parameters; unknown names are an error."
     out = {}
     for name, text in pairs or []:
+        if name == 'dataset': raise CLIError("give the dataset as the first argument: mvgg19 run DATASET")
         if name not in EXPERIMENT_DEFAULTS:
             raise CLIError(f"unknown parameter {name!r}; the parameters are: {', '.join(EXPERIMENT_DEFAULTS)}")
         out[name] = parse_value(text)
-    if 'input_size' in out and out['input_size'] is not None: out['input_size'] = _size(out['input_size'])
+    if 'input_size' in out: out['input_size'] = _size(out['input_size'])
     return out
 
+# %% ../nbs/09_cli.ipynb #4d6d03f3
+PATH_PARAMS = ('data_root', 'output_dir', 'runs_dir', 'cache_dir')  # template parameters that are paths
+
+def resolve_paths(params: dict, cwd=None) -> dict:
+    "`params` with each path (folders, a weights file) absolute: `~` expanded, relative ones joined to `cwd` (or here)."
+    out, cwd = dict(params), Path(cwd or os.getcwd())
+    for k in PATH_PARAMS:
+        v = out.get(k)
+        if v is None: continue
+        if isinstance(v, (int, float)) and not isinstance(v, bool): v = str(v)  # `-p output_dir 2024` is a folder name
+        if not isinstance(v, (str, os.PathLike)) or not str(v): raise CLIError(f"{k}={v!r}: give a folder path")
+        out[k] = os.path.normpath(cwd/Path(v).expanduser())
+    w = out.get('weights')  # a weights file, too (None and 'imagenet' are not paths)
+    if isinstance(w, (str, os.PathLike)) and w != 'imagenet':
+        out['weights'] = os.path.normpath(cwd/Path(w).expanduser())
+    return out
+
+def check_writable_dir(name: str, path) -> Path:
+    "`path` if it is a folder we can write in, or one we can create; else a `CLIError` naming `name`."
+    path = Path(path)
+    p = path
+    while not p.exists() and p != p.parent: p = p.parent  # the nearest part that exists
+    if not p.is_dir():
+        raise CLIError(f"{name} {str(path)!r}: {str(p)!r} is a file, not a folder; choose another {name}")
+    try: tempfile.TemporaryFile(dir=p).close()
+    except OSError as e:
+        raise CLIError(f"{name} {str(path)!r}: cannot write in {str(p)!r} ({e.strerror}); "
+                       "choose a folder you can write to") from None
+    return path
+
+# %% ../nbs/09_cli.ipynb #bb58d8d2
+def template_parameters(template=None) -> dict:
+    "`{name: (default as written, comment)}` from the template's cell tagged `parameters`, in order ('' if no comment)."
+    path = Path(template or template_path())
+    cells = [c for c in json.loads(path.read_text(encoding='utf-8'))['cells']
+             if c['cell_type'] == 'code' and 'parameters' in c.get('metadata', {}).get('tags', [])]
+    if not cells: raise CLIError(f"{path}: no code cell tagged 'parameters'")
+    src = cells[0]['source'] if isinstance(cells[0]['source'], str) else ''.join(cells[0]['source'])
+    comments = {t.start[0]: t.string.lstrip('#').strip()
+                for t in tokenize.generate_tokens(io.StringIO(src).readline) if t.type == tokenize.COMMENT}
+    out = {}
+    for node in ast.parse(src).body:
+        one = isinstance(node, ast.Assign) and len(node.targets) == 1
+        target = node.targets[0] if one else getattr(node, 'target', None)  # `x = 1`, or annotated `x: int = 1`
+        if isinstance(target, ast.Name) and node.value is not None:
+            out[target.id] = (ast.get_source_segment(src, node.value), comments.get(node.end_lineno, ''))
+    return out
+
+PATH_NOTES = {'data_root': "the dataset's folder", 'cache_dir': 'the feature cache, reused by later runs',
+              'runs_dir': 'finished folds, from which a rerun resumes',
+              'output_dir': 'the executed notebook and <dataset>.json'}  # for path parameters without a comment
+
+def parameters_help(template=None, width=None) -> str:
+    "The template's parameters for `mvgg19 run --help`: name = default, its comment (else what `check_params` allows)."
+    try: params, where = template_parameters(template), 'the parameters cell of nbs/_experiment.ipynb'
+    except FileNotFoundError:  # an install without the template: the defaults it would have
+        params = {k: (repr(v), '') for k, v in EXPERIMENT_DEFAULTS.items()}
+        where = 'mvgg19_nb.experiment.EXPERIMENT_DEFAULTS'
+    width = width or min(max(shutil.get_terminal_size((100, 24)).columns, 80), 140)
+    heads = {k: f"  {k} = {' '.join(d.split())}" for k, (d, _) in params.items()}
+    col = min(max(map(len, heads.values())), 36) + 2
+    lines = [f"template parameters (-p NAME VALUE, the value read as YAML; from {where}):"]
+    for k, (d, comment) in params.items():
+        head, desc = heads[k], comment or ALLOWED.get(k) or PATH_NOTES.get(k, '')
+        first = head.ljust(col) if len(head) < col else head + '\n' + ' ' * col
+        lines.append(textwrap.fill(desc, width, initial_indent=first, subsequent_indent=' ' * col) if desc else head)
+    sizes = ', '.join(f"{k} {h}x{w}" for k, (h, w) in INPUT_SIZES.items())
+    lines += ['', textwrap.fill(f"input_size also takes HxW (e.g. 100x205); without it each dataset runs at the "
+                                f"authors' size: {sizes}. Relative paths are taken from the current folder.", width)]
+    return '\n'.join(lines)
+
 # %% ../nbs/09_cli.ipynb #66582be7
+class _Parser(argparse.ArgumentParser):
+    "An `ArgumentParser` whose epilog may be a function, called only when the help is shown (not on every command)."
+    def format_help(self):
+        if callable(self.epilog): self.epilog = self.epilog()
+        return super().format_help()
+
 def build_parser() -> argparse.ArgumentParser:
     "The `mvgg19` argument parser, with the subcommands run, book and predict."
-    p = argparse.ArgumentParser(prog='mvgg19', description='MVGG19 and VGG19 on industrial defect datasets: experiments, book, predictions.')
+    what = 'MVGG19 and VGG19 on industrial defect datasets: experiments, book, predictions.'
+    p = _Parser(prog='mvgg19', description=what)
     sub = p.add_subparsers(dest='command', required=True, metavar='{run,book,predict}')
-    r = sub.add_parser('run', help='run the experiment notebook on a dataset (or --all)',
-                       description='Execute nbs/_experiment.ipynb with papermill into book/results/<dataset>.ipynb and .json.')
-    r.add_argument('dataset', nargs='?', help=f"one of {', '.join(DATASET_KEYS)} (or another key of mvgg19_nb.data.DATASETS)")
-    r.add_argument('--all', action='store_true', help="the paper's six datasets, skipping those whose data is not found")
+    r = sub.add_parser('run', help='run the experiment notebook on a dataset (or --all)', epilog=parameters_help,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description='Execute nbs/_experiment.ipynb with papermill into book/results/<dataset>.ipynb and '
+                                   '.json. Every parameter is checked before the notebook starts.')
+    r.add_argument('dataset', nargs='?',
+                   help=f"one of {', '.join(DATASET_KEYS)} (or another key of mvgg19_nb.data.DATASETS)")
+    r.add_argument('--all', action='store_true',
+                   help="the paper's six datasets, skipping those whose data is not found")
     r.add_argument('-p', '--parameter', nargs=2, action='append', metavar=('NAME', 'VALUE'), default=[],
-                   help='a template parameter, the value read as YAML (repeatable)')
+                   help='a template parameter (listed below), the value read as YAML (repeatable)')
     r.add_argument('-o', '--output', help='executed notebook (default: <output_dir>/<dataset>.ipynb)')
     r.add_argument('--log-output', action='store_true', help="print the notebook's outputs while it runs")
     r.add_argument('--no-progress', action='store_true', help='no progress bar')
     b = sub.add_parser('book', help='regenerate the summary page from the results files, then build the book',
-                       description='Write book/summary.md from book/results/*.json, then `jupyter-book build . -W -n --keep-going`.')
-    b.add_argument('--results-dir', default='book/results', help='folder of the results JSON files (relative to the repository root)')
+                       description='Write book/summary.md from book/results/*.json, then '
+                                   '`jupyter-book build . -W -n --keep-going`.')
+    b.add_argument('--results-dir', default='book/results',
+                   help='folder of the results JSON files (relative to the repository root)')
     b.add_argument('--page', default='book/summary.md', help='the summary page to write')
     b.add_argument('--no-build', action='store_true', help='only write the summary page')
-    q = sub.add_parser('predict', help='classify images with a saved model', description='Classify image files (or folders of them) with a saved .keras model.')
+    q = sub.add_parser('predict', help='classify images with a saved model',
+                       description='Classify image files (or folders of them) with a saved .keras model. Files that a '
+                                   'dataset loader knows as masks (the magnetic tile ground truth) are skipped.')
     q.add_argument('model', help='a saved Keras model (.keras)')
     q.add_argument('inputs', nargs='+', help='image files or folders')
     q.add_argument('--out', help='write the predictions to this CSV (default: print them as CSV)')
     q.add_argument('--batch-size', type=int, default=32)
+    q.add_argument('--exclude', action='append', default=[], metavar='GLOB',
+                   help="skip files matching GLOB, e.g. '*.png' or 'rejects/*' (repeatable)")
     q.add_argument('--no-progress', action='store_true', help='no progress bar')
     return p
 
 # %% ../nbs/09_cli.ipynb #a20b04cf
-def find_datasets(names=DATASET_KEYS, log=print) -> list:
-    "The datasets among `names` whose data is found; a message for each one skipped."
+def _found_datasets(names=DATASET_KEYS, log=print) -> dict:
+    "`{name: Dataset}` of the datasets among `names` whose data is found; a message for each one skipped."
     from mvgg19_nb.data import DataNotFoundError, load_dataset
-    found = []
+    found = {}
     for n in names:
-        try: load_dataset(n)
-        except DataNotFoundError as e: log(f"skipping {n}: data not found ({e})"); continue
-        found.append(n)
+        try: found[n] = load_dataset(n)
+        except DataNotFoundError as e: log(f"skipping {n}: data not found ({e})")
     return found
 
+def find_datasets(names=DATASET_KEYS, log=print) -> list:
+    "The datasets among `names` whose data is found; a message for each one skipped."
+    return list(_found_datasets(names, log))
+
+def _in_repo(v) -> Path:
+    "A path parameter as the template sees it: relative to the repository root (papermill's folder), else as it is."
+    return Path(repo_root(), Path(v).expanduser())
+
+def check_run(datasets: dict, params: dict) -> dict:
+    "`{name: parameters to pass}` for each of `datasets`, every parameter checked with its data, or `ParameterError`."
+    from mvgg19_nb.data import Dataset
+    runs, problems = {}, []
+    for n, ds in datasets.items():
+        size = {'input_size': INPUT_SIZES.get(n, EXPERIMENT_DEFAULTS['input_size'])}
+        merged = {**EXPERIMENT_DEFAULTS, **size, **params, 'dataset': ds if isinstance(ds, Dataset) else n}
+        try: checked = check_params(**merged)
+        except ParameterError as e: problems += [p for p in e.problems if p not in problems]; continue
+        runs[n] = {k: checked[k] for k in [*size, *params]} if n in INPUT_SIZES else {k: checked[k] for k in params}
+    if problems: raise ParameterError(problems)
+    return runs
+
+def set_aside_stale(path, since: float, log=print):
+    "Move the results file `path` aside to `<path>.stale` if it is older than `since`; returns the new path, or None."
+    path = Path(path)
+    if not path.is_file() or path.stat().st_mtime >= since: return None
+    stale = path.with_name(path.name + '.stale')
+    os.replace(path, stale)
+    log(f"moved the previous results {path} aside to {stale.name}: they are not from this run")
+    return stale
+
+# %% ../nbs/09_cli.ipynb #2a603032
+@contextlib.contextmanager
+def _user_path():
+    "Report a `FileNotFoundError` of a path the user gave as a command-line mistake."
+    try: yield
+    except FileNotFoundError as e:
+        from mvgg19_nb.data import DataError
+        if isinstance(e, DataError): raise
+        raise CLIError(str(e)) from None
+
 def cmd_run(args, log=print) -> int:
-    "`mvgg19 run`: execute the template for one dataset or, with `--all`, for each dataset found."
-    import papermill as pm
-    params = parse_params(args.parameter)
+    "`mvgg19 run`: check everything, then execute the template for one dataset or, with `--all`, each dataset found."
+    params = resolve_paths(parse_params(args.parameter))
     if args.all == bool(args.dataset): raise CLIError('give a DATASET or --all (not both)')
     if args.all and 'data_root' in params:
-        raise CLIError('data_root names one dataset\'s folder: with --all set MVGG19_DATA to the folder holding the datasets')
+        raise CLIError("data_root names one dataset's folder: with --all set MVGG19_DATA to the folder of the datasets")
     if args.all and args.output: raise CLIError('--output names one notebook: with --all use -p output_dir DIR')
-    if not args.all:  # an unknown name or missing data fails here, before papermill writes a notebook
-        from mvgg19_nb.data import load_dataset
-        load_dataset(args.dataset, root=params.get('data_root'))
-    names = find_datasets(log=log) if args.all else [args.dataset]
-    if not names: log('no dataset found: nothing to run'); return 1
+    key = None if args.all else dataset_key(args.dataset)
+    merged = {**EXPERIMENT_DEFAULTS, **params}
+    check_params(**{k: v for k, v in merged.items() if k != 'dataset'})  # before looking for the data
+    if merged['output_dir'] is None: raise CLIError('output_dir=None: give the folder for the notebook and its results')
+    from mvgg19_nb.data import load_dataset
+    with _user_path():
+        datasets = _found_datasets(log=log) if args.all else {key: load_dataset(key, root=params.get('data_root'))}
+    if not datasets: log('no dataset found: nothing to run'); return 1
+    runs = check_run(datasets, params)
+    dirs = {k: _in_repo(merged[k]) for k in ('output_dir', 'runs_dir', 'cache_dir') if merged[k] is not None}
+    for k, d in dirs.items(): check_writable_dir(k, d)
+    output = Path(args.output).resolve() if args.output else None
+    if output is not None: check_writable_dir('--output', output.parent)
+    import papermill as pm
     failed = []
-    for n in names:
-        p = {'input_size': INPUT_SIZES.get(n), **params} if n in INPUT_SIZES else params
+    for n, p in runs.items():
+        out, results = output or dirs['output_dir']/f'{n}.ipynb', dirs['output_dir']/f'{n}.json'
         log(f"running {n} (input size {p.get('input_size') or EXPERIMENT_DEFAULTS['input_size']})")
-        try: out = run_experiment(n, output=Path(args.output).resolve() if args.output else None, progress_bar=not args.no_progress,
-                                  log_output=args.log_output, **p)
+        t0 = time.time()
+        try: run_experiment(n, output=out, progress_bar=not args.no_progress, log_output=args.log_output, **p)
         except pm.PapermillExecutionError as e:
-            failed.append(n); log(f"{n} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. The failed notebook shows where; "
-                                  "rerun or delete it before building the book")
+            set_aside_stale(results, t0, log); failed.append(n)
+            log(f"{n} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. The failed notebook {out} shows where; "
+                "fix the cause and rerun, or delete it before building the book")
             continue
-        log(f"{n}: wrote {out} and {out.with_suffix('.json').name}")
+        except KeyboardInterrupt:
+            logging.getLogger('asyncio').setLevel(logging.CRITICAL)  # not the kernel client's aborted tasks at exit
+            set_aside_stale(results, t0, log)
+            print(f"mvgg19 run: interrupted; finished folds are kept in {dirs.get('runs_dir')}: "
+                  "rerun the same command to resume", file=sys.stderr)
+            return 130
+        except BaseException: set_aside_stale(results, t0, log); raise
+        log(f"{n}: wrote {out} and {results}")
     if failed: log(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
 
@@ -115,7 +258,8 @@ def _jupyter_book():
     exe = Path(sys.executable).parent/'jupyter-book'
     if exe.exists(): return str(exe)
     if shutil.which('jupyter-book'): return shutil.which('jupyter-book')
-    raise CLIError("jupyter-book is not installed: pip install 'jupyter-book==1.0.4.post1' (or the dev extras: pip install -e '.[dev]')")
+    raise CLIError("jupyter-book is not installed: pip install 'jupyter-book==1.0.4.post1' "
+                   "(or the dev extras: pip install -e '.[dev]')")
 
 def cmd_book(args, log=print) -> int:
     "`mvgg19 book`: write the summary page from the results files, then build the book strictly (`-W -n --keep-going`)."
@@ -131,13 +275,29 @@ def cmd_book(args, log=print) -> int:
     log('$ ' + ' '.join(['jupyter-book'] + cmd[1:]))
     return subprocess.run(cmd, cwd=root, env=env).returncode
 
+def _count(n: int, word: str) -> str: return f"{n} {word}{'s' * (n != 1)}"
+
 def cmd_predict(args, log=print) -> int:
     "`mvgg19 predict`: classify `inputs` with the saved model, the table to `--out` (CSV) or to the standard output."
-    try: from mvgg19_nb.predict import predict_files
-    except ImportError as e: raise CLIError(f'predictions need mvgg19_nb.predict, which could not be imported: {e}') from e
-    df = predict_files(args.model, args.inputs, out=args.out, batch_size=args.batch_size, progress=not args.no_progress)
-    if args.out: log(f'wrote {len(df)} predictions to {args.out}')
-    else: df.to_csv(sys.stdout, index=False)
+    note = lambda m: print(m, file=sys.stderr)  # the standard output may carry the table
+    check_params(batch_size=args.batch_size)
+    with _user_path(): model = check_model_file(args.model)  # before TensorFlow loads: a wrong path answers at once
+    missing = [x for x in args.inputs if not os.path.lexists(x)]
+    if missing: raise CLIError(f"{missing[0]!r}: no such file or folder; give image files or folders of them")
+    if args.out and Path(args.out).is_dir(): raise CLIError(f"--out {args.out!r} is a folder; name a CSV file")
+    if args.out: check_writable_dir('--out', Path(args.out).resolve().parent)
+    try: from mvgg19_nb.predict import predict_files, select_images
+    except ImportError as e: raise CLIError(f'predictions need mvgg19_nb.predict, which failed to import: {e}') from e
+    paths = select_images(args.inputs, exclude=args.exclude, log=note)
+    if not paths: raise CLIError(f"no image files to predict in {' '.join(args.inputs)}")
+    df = predict_files(model, paths, out=args.out, batch_size=args.batch_size, progress=not args.no_progress,
+                       skip_masks=False)  # already selected
+    failures = int((df['error'] != '').sum()) if 'error' in df else 0
+    done = f"{_count(len(df) - failures, 'prediction')} and {_count(failures, 'failure')}"
+    if args.out: log(f'wrote {done} to {args.out}')
+    else: df.to_csv(sys.stdout, index=False); note(done)
+    if failures == len(df):
+        note("mvgg19 predict: error: nothing was predicted: every file failed (the error column says why)"); return 1
     return 0
 
 # %% ../nbs/09_cli.ipynb #cf8cae68
@@ -147,6 +307,9 @@ def main(argv=None) -> int:
     from mvgg19_nb.data import DataError
     args = build_parser().parse_args(argv)
     try: return {'run': cmd_run, 'book': cmd_book, 'predict': cmd_predict}[args.command](args)
-    except (CLIError, DataError, FileNotFoundError, ValueError) as e:
-        print(f'mvgg19 {args.command}: error: {e}', file=sys.stderr)
+    except (CLIError, DataError, ParameterError) as e:  # expected mistakes; anything else is a bug: its traceback shows
+        for line in str(e).splitlines() or ['']: print(f'mvgg19 {args.command}: error: {line}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f'mvgg19 {args.command}: interrupted', file=sys.stderr)
+        return 130

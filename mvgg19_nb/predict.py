@@ -4,21 +4,24 @@
 
 # %% ../nbs/10_predict.ipynb #7fdf3293
 from __future__ import annotations
-import json, os, tempfile
-from pathlib import Path
+import fnmatch, json, os, tempfile, warnings
+from pathlib import Path, PurePath
 import numpy as np
 import pandas as pd
 import keras
 from keras import layers
 from PIL import Image
 from .images import IMAGE_EXTS, ImageError, load_image, load_images, to_rgb
+from .data import DataError, load_magnetic_tile
 from .model import PAPER_BRANCHES, build_model
 from .features import build_cached_head, extract_features, transfer_head, _digest  # also registers the custom layers
 from .train import HEAD_KEYS, fit_cached_head, _compile
+from .params import check_model_file, check_params
 
 # %% auto #0
 __all__ = ['ClassNames', 'with_classes', 'classes_of', 'save_model', 'load_model', 'train_final_model', 'input_size', 'as_batch',
-           'predict', 'find_images', 'predict_files', 'export_saved_model', 'export_onnx']
+           'predict', 'find_images', 'mask_files', 'select_images', 'predict_files', 'export_saved_model',
+           'export_onnx']
 
 # %% ../nbs/10_predict.ipynb #f93329f8
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
@@ -62,9 +65,7 @@ def save_model(model, path, classes=None):
 
 def load_model(path):
     "Load a `.keras` file written by `save_model`; returns `(model, classes)` (classes None if it has none)."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"model file {str(path)!r} not found")
-    model = keras.saving.load_model(path, compile=False)
+    model = keras.saving.load_model(check_model_file(path), compile=False)
     return model, classes_of(model)
 
 # %% ../nbs/10_predict.ipynb #9b5d5c33
@@ -136,6 +137,7 @@ def _progress_bar(total, show):
 
 def predict(model, images_or_paths, classes=None, batch_size=32, progress=True, on_error='raise'):
     "A table of predictions: path, predicted class, confidence and one probability column per class."
+    batch_size = check_params(batch_size=batch_size)['batch_size']
     if isinstance(model, (str, os.PathLike)): model, carried = load_model(model)
     else: carried = classes_of(model)
     items, size = _items(images_or_paths), input_size(model)
@@ -144,7 +146,7 @@ def predict(model, images_or_paths, classes=None, batch_size=32, progress=True, 
     if len(classes) != n_out: raise ValueError(f"{len(classes)} class names for a model with {n_out} outputs")
     cols = [f'p_{c}' if c in ('path', 'predicted', 'confidence', 'error') else c for c in classes]
     proba, errors = np.full((len(items), n_out), np.nan, 'float32'), [''] * len(items)
-    bar, chunk = _progress_bar(len(items), progress), max(batch_size, 1) * 8
+    bar, chunk = _progress_bar(len(items), progress), batch_size * 8
     for s in range(0, len(items), chunk):
         x, fails = as_batch(items[s:s + chunk], size, on_error)
         ok = np.array([i not in fails for i in range(len(x))], bool)
@@ -175,11 +177,56 @@ def find_images(inputs, extensions=IMAGE_EXTS):
         else: raise FileNotFoundError(f"{str(x)!r}: no such file or folder")
     return list(dict.fromkeys(out))
 
-def predict_files(model_path, inputs, out=None, batch_size=32, progress=True, on_error='skip'):
-    "Predict the image files in `inputs` (files or folders) with the `.keras` model at `model_path`; writes CSV to `out` if given."
-    model, classes = (model_path, classes_of(model_path)) if isinstance(model_path, keras.Model) else load_model(model_path)
+def _magnetic_tile_root(path):
+    "The magnetic tile folder above `path` if `path` lies in its layout, `<root>/MT_<Class>/Imgs/<file>`; else None."
+    p = Path(os.path.abspath(path))
+    inside = len(p.parents) > 2 and p.parent.name == 'Imgs' and p.parents[1].name.startswith('MT_')
+    return p.parents[2] if inside else None
+
+def mask_files(paths, log=print) -> set:
+    "The files among `paths` that a dataset loader knows as masks, not images (the magnetic tile ground truth)."
+    masks = set()
+    for root in sorted({r for r in map(_magnetic_tile_root, paths) if r is not None}):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                ds = load_magnetic_tile(root)
+        except DataError as e:
+            log(f"could not tell masks from images in {root} ({e}); "
+                "skip masks with exclude=['*.png'] (--exclude '*.png')")
+            continue
+        masks |= {os.path.abspath(m) for m in ds.meta['masks'] if m}
+        masks |= {os.path.abspath(p) for p, why in ds.meta['ignored'] if why == 'mask without an image'}
+    return {p for p in paths if os.path.abspath(p) in masks}
+
+def _excluded(path, patterns) -> bool:
+    "Whether one of the globs matches the end of `path`: its name, or its last folders and name (`*` spans folders)."
+    parts = PurePath(path).parts
+    tails = [str(PurePath(*parts[i:])) for i in range(len(parts))]
+    return any(fnmatch.fnmatch(t, g) for g in patterns for t in tails)
+
+def select_images(inputs, exclude=(), skip_masks=True, log=print) -> list:
+    "The image files of `inputs` (as `find_images`) less those matching `exclude` and, with `skip_masks`, known masks."
+    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
     paths = find_images(inputs)
-    if not paths: raise FileNotFoundError(f"no image files ({' '.join(IMAGE_EXTS)}) in {inputs}")
+    excluded = {p for p in paths if _excluded(p, exclude)}
+    paths = [p for p in paths if p not in excluded]
+    masks = mask_files(paths, log) if skip_masks else set()
+    if excluded or masks:
+        why = [f"{len(masks)} magnetic tile ground-truth masks"] * bool(masks)
+        why += [f"{len(excluded)} matching {' or '.join(map(repr, exclude))}"] * bool(excluded)
+        log(f"skipped {len(excluded) + len(masks)} files: {' and '.join(why)}")
+    return [p for p in paths if p not in masks]
+
+def predict_files(model_path, inputs, out=None, batch_size=32, progress=True, on_error='skip', exclude=(),
+                  skip_masks=True, log=print):
+    """Predict the image files in `inputs` (files or folders) with the `.keras` model at `model_path`; CSV to `out`.
+    Files matching the globs `exclude`, and masks (`skip_masks`), are skipped with a note to `log`."""
+    batch_size = check_params(batch_size=batch_size)['batch_size']
+    if isinstance(model_path, keras.Model): model, classes = model_path, classes_of(model_path)
+    else: model, classes = load_model(model_path)
+    paths = select_images(inputs, exclude, skip_masks, log)
+    if not paths: raise FileNotFoundError(f"no image files ({' '.join(IMAGE_EXTS)}) to predict in {inputs}")
     df = predict(model, paths, classes, batch_size, progress, on_error)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

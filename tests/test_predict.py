@@ -6,7 +6,9 @@ from mvgg19_nb.model import build_mvgg19
 from mvgg19_nb.features import feature_extractor, build_cached_head, transfer_head
 from mvgg19_nb.images import write_layout
 from mvgg19_nb.predict import (ClassNames, with_classes, classes_of, save_model, load_model, predict, predict_files, find_images,
-                               export_saved_model, export_onnx, input_size)
+                               export_saved_model, export_onnx, input_size, mask_files, select_images)
+from mvgg19_nb.params import ParameterError
+from fixtures import make_magnetic_tile
 
 CLASSES = ['Blowhole', 'Crack', 'Free']
 SMALL = dict(branches=('block2_pool',), trunk='block3_pool', dense_units=8)  # a small VGG19 cut: fast to build and export
@@ -68,6 +70,40 @@ def test_predict_any_mode_and_size_from_a_folder(model, tmp_path):
     np.testing.assert_allclose(again[CLASSES].values, good[CLASSES].values, atol=1e-5)
     with pytest.raises(FileNotFoundError, match='no such file'):
         find_images([tmp_path/'missing'])
+
+
+def test_files_that_are_not_a_keras_model(model, tmp_path):
+    (tmp_path/'text.keras').write_text('not a model'); (tmp_path/'text.h5').write_text('not a model'); (tmp_path/'d').mkdir()
+    for bad, why in [('text.keras', 'not a .keras archive'), ('text.h5', 'not an HDF5 file'), ('d', 'a folder')]:
+        with pytest.raises(ParameterError, match=f'not a Keras model file: .*{bad} \\({why}'): load_model(tmp_path/bad)
+    with pytest.raises(FileNotFoundError, match='not found'): load_model(tmp_path/'missing.keras')
+    with pytest.raises(ParameterError, match='not a Keras model file'): predict_files(tmp_path/'text.keras', tmp_path)
+
+
+def test_batch_size_checked(model, images):
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(ParameterError, match=f'batch_size={bad!r}: use an integer >= 1'):
+            predict(model, images, batch_size=bad, progress=False)
+
+
+def test_magnetic_tile_masks_are_skipped(model, tmp_path):
+    root = make_magnetic_tile(tmp_path/'mt', {'Blowhole': 2, 'Free': 3})
+    notes = []
+    df = predict_files(model, root/'MT_Free', progress=False, log=notes.append)
+    assert len(df) == 3 and all(p.endswith('.jpg') for p in df.path) and (df.error == '').all()
+    assert notes == ['skipped 3 files: 3 magnetic tile ground-truth masks']
+    pngs = sorted(str(p) for p in root.rglob('*.png'))
+    assert mask_files(pngs + sorted(str(p) for p in root.rglob('*.jpg')), log=notes.append) == set(pngs)
+    assert len(predict_files(model, root, progress=False, skip_masks=False, log=notes.append)) == 10  # masks kept if asked
+
+
+def test_exclude_globs(model, tmp_path):
+    root = make_magnetic_tile(tmp_path/'mt', {'Blowhole': 2, 'Free': 3})
+    notes = []
+    assert len(select_images(root, exclude=['MT_Free/*'], log=notes.append)) == 2
+    assert notes == ["skipped 8 files: 2 magnetic tile ground-truth masks and 6 matching 'MT_Free/*'"]
+    assert select_images(root, exclude='*.jpg', skip_masks=False, log=notes.append) == sorted(map(str, root.rglob('*.png')))
+    with pytest.raises(FileNotFoundError, match='no image files'): predict_files(model, root, exclude=['*'], log=notes.append)
 
 
 def test_predict_arrays_resized_like_files(model, images):
