@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mvgg19_nb import cli
-from mvgg19_nb.experiment import (EXPERIMENT_DEFAULTS, INPUT_SIZES, METRICS, PAPER_TABLE1, PAPER_TABLE2, provenance,
+from mvgg19_nb.experiment import (DATASET_KEYS, EXPERIMENT_DEFAULTS, INPUT_SIZES, METRICS, PAPER_TABLE1, PAPER_TABLE2, provenance,
                                   read_results, read_summary_table, rerun_command, results_record, run_experiment,
                                   summary_table, template_path, write_results, write_summary)
 from mvgg19_nb.data import DataNotFoundError, load_dataset
@@ -77,26 +77,12 @@ def test_run_all_skips_missing(monkeypatch, capsys):
     monkeypatch.setattr(cli, 'run_experiment', lambda n, output=None, **kw: calls.append((n, kw)) or Path(f'/tmp/{n}.ipynb'))
     assert cli.main(['run', '--all', '-p', 'epochs', '1', '--no-progress']) == 0
     out = capsys.readouterr().out
-    assert [n for n, _ in calls] == ['casting', 'magnetic_tile', 'sdnet2018', 'elpv']
+    assert [n for n, _ in calls] == ['casting', 'magnetic_tile', 'sdnet2018', 'bridge_dbcc', 'elpv']
     assert all(kw['input_size'] == INPUT_SIZES[n] and kw['epochs'] == 1 for n, kw in calls)
     assert 'skipping gc10det: data not found' in out and 'skipping itodd: data not found' in out
     calls.clear()
     assert cli.main(['run', 'sdnet2018', '-p', 'input_size', '64x64']) == 0
     assert calls[0][1]['input_size'] == [64, 64]
-
-
-def test_predict_calls_predict_files(monkeypatch, tmp_path, capsys):
-    import sys, types, pandas as pd
-    seen = {}
-    def predict_files(model_path, inputs, out=None, batch_size=32, progress=True):
-        seen.update(model_path=model_path, inputs=inputs, out=out, batch_size=batch_size, progress=progress)
-        return pd.DataFrame({'path': inputs, 'label': ['ok'] * len(inputs)})
-    monkeypatch.setitem(sys.modules, 'mvgg19_nb.predict', types.SimpleNamespace(predict_files=predict_files))
-    assert cli.main(['predict', 'm.keras', 'a.png', 'b.png', '--no-progress']) == 0
-    assert seen == dict(model_path='m.keras', inputs=['a.png', 'b.png'], out=None, batch_size=32, progress=False)
-    assert capsys.readouterr().out.splitlines() == ['path,label', 'a.png,ok', 'b.png,ok']
-    assert cli.main(['predict', 'm.keras', 'a.png', '--out', str(tmp_path/'r.csv')]) == 0
-    assert seen['out'] == str(tmp_path/'r.csv')
 
 
 # --- experiment -------------------------------------------------------------------------------------------------
@@ -154,7 +140,8 @@ def test_summary_page_holds_the_results(small_run, tmp_path):
     assert 'NOT ImageNet' in text and '../results/figures/summary_accuracy.png' in text
     for model, title in (('mvgg19', 'MVGG19'), ('vgg19', 'VGG19')):
         t = read_summary_table(page, model)
-        assert list(t.index) == ['Casting', 'Defect (GC10-DET)', 'Magnetic', 'Tech (ITODD)', 'Bridge (SDNET2018)', 'Solar (ELPV)']
+        assert list(t.index) == ['Casting', 'Defect (GC10-DET)', 'Magnetic', 'Tech (ITODD)', 'Bridge (SDNET2018)',
+                                 "Bridge (DBCC, the authors' code)", 'Solar (ELPV)']
         for name, rec in (('Magnetic', a), ('Casting', b)):
             for k, col in zip(METRICS, ('Accuracy', 'Precision', 'Recall', 'F1', 'AUC')):
                 m, s = rec['models'][model]['mean'][k], rec['models'][model]['std'][k]
@@ -163,7 +150,7 @@ def test_summary_page_holds_the_results(small_run, tmp_path):
         paper = (PAPER_TABLE1 if model == 'mvgg19' else PAPER_TABLE2)['magnetic_tile']['accuracy']
         assert t.loc['Magnetic'].iloc[2] == f'{paper:.2f}'  # the 'paper' column beside accuracy
     tab = summary_table(rd)
-    assert tab.ran.sum() == 4 and len(tab) == 12
+    assert tab.ran.sum() == 4 and len(tab) == 2 * len(DATASET_KEYS)
 
 
 def test_template_run(tmp_path):
