@@ -13,9 +13,9 @@ import mvgg19_nb
 
 # %% auto #0
 __all__ = ['DATASET_KEYS', 'DATASET_NAMES', 'INPUT_SIZES', 'METRICS', 'BASELINE_NAMES', 'MODEL_NAMES', 'PAPER_TABLE1',
-           'PAPER_TABLE2', 'PAPER', 'RESULTS_VERSION', 'EXPERIMENT_DEFAULTS', 'provenance', 'audit_summary',
-           'results_record', 'write_results', 'read_results', 'repo_root', 'template_path', 'experiment_params',
-           'rerun_command', 'weights_banner', 'protocol_text', 'run_experiment', 'summary_table',
+           'PAPER_TABLE2', 'PAPER', 'RESULTS_VERSION', 'EXPERIMENT_DEFAULTS', 'BACKEND_LOG', 'provenance',
+           'audit_summary', 'results_record', 'write_results', 'read_results', 'repo_root', 'template_path',
+           'experiment_params', 'rerun_command', 'weights_banner', 'protocol_text', 'run_experiment', 'summary_table',
            'summary_markdown_table', 'baselines_markdown_table', 'plot_summary', 'write_summary', 'read_summary_table']
 
 # %% ../nbs/08_experiment.ipynb #593c644f
@@ -219,10 +219,25 @@ def protocol_text(params: dict) -> str:
     return text + (f" Differs from the paper's protocol in: {', '.join(off)}." if off else '')
 
 # %% ../nbs/08_experiment.ipynb #1ae9ea1f
+BACKEND_LOG = re.compile(r'^(WARNING: All log messages before absl::InitializeLog\(\)|I0000 |To enable the following|'
+                         r'.*(cpu_feature_guard|port\.cc:\d+\] oneDNN custom operations))')
+
+def _strip_backend_logs(nb):
+    "Drop the backend's start-up lines (absl, oneDNN, CPU features) from stderr outputs; other lines stay."
+    for c in nb.cells:
+        outs = []
+        for o in c.get('outputs', []):
+            if o.get('output_type') == 'stream' and o.get('name') == 'stderr':
+                o['text'] = ''.join(l for l in o['text'].splitlines(keepends=True) if not BACKEND_LOG.match(l))
+                if not o['text'].strip(): continue
+            outs.append(o)
+        if c.cell_type == 'code': c.outputs = outs
+    return nb
+
 def _retitle(path, dataset):
-    "Give the executed notebook at `path` the dataset's title (its first markdown heading)."
+    "Give the executed notebook at `path` the dataset's title (its first markdown heading), without backend logs."
     import nbformat
-    nb = nbformat.read(str(path), as_version=4)
+    nb = _strip_backend_logs(nbformat.read(str(path), as_version=4))
     for c in nb.cells:
         if c.cell_type == 'markdown' and c.source.lstrip().startswith('# '):
             rest = c.source.lstrip().split('\n', 1)
