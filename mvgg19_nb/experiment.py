@@ -277,7 +277,8 @@ def summary_table(results_dir='book/results', all_datasets=True) -> pd.DataFrame
             mr = r.get('models', {}).get(m)
             row = dict(dataset=d, name=DATASET_NAMES.get(d, d), model=MODEL_NAMES[m], n_images=r.get('n_images'),
                        folds=r.get('parameters', {}).get('folds'), weights=r.get('parameters', {}).get('weights', None) if r else None,
-                       max_images=r.get('parameters', {}).get('max_images'), ran=mr is not None)
+                       max_images=r.get('parameters', {}).get('max_images'), ran=mr is not None,
+                       bn_stats=r.get('cross_validation', {}).get('bn_stats', 'ema') if r else None)
             pct = lambda rec, k, stat='mean': np.nan if (rec or {}).get(stat, {}).get(k) is None else 100 * rec[stat][k]
             for k in (*METRICS, 'balanced_accuracy'):
                 row[k], row[f'{k}_std'] = pct(mr, k), pct(mr, k, 'std')
@@ -349,6 +350,10 @@ def _weights_note(tab) -> str:
     if other: out.append(f"```{{note}}\nRuns with a weights file: {', '.join(other)}.\n```\n")
     capped = [f"{r['name']} ({int(r.max_images)} images)" for _, r in ran.iterrows() if r.max_images is not None and not pd.isna(r.max_images)]
     if capped: out.append(f"```{{note}}\nQuick runs on a sample, not the whole dataset: {', '.join(capped)}.\n```\n")
+    ema = [r['name'] for _, r in ran.iterrows() if r.bn_stats != 'precise']
+    if ema: out.append("```{note}\nRun with Keras's moving-average BatchNorm statistics (`bn_stats='ema'`, or by a version "
+                       f"before the precise statistics and the baselines existed): {', '.join(ema)}; rerun with "
+                       "`mvgg19 run DATASET` for the current defaults.\n```\n")
     return '\n'.join(out)
 
 def write_summary(results_dir='book/results', page='book/summary.md', figure_dir=None) -> Path:
