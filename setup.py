@@ -19,7 +19,8 @@ setuptools.setup(
     include_package_data=True,
     install_requires=reqs('requirements'),
     extras_require={'cpu': reqs('pip_requirements'), 'dev': reqs('dev_requirements'),
-                    'elpv': ['elpv-dataset'], 'onnx': ['tf2onnx', 'onnx', 'onnxruntime']},
+                    'elpv': ['elpv-dataset'], 'onnx': ['tf2onnx', 'onnx', 'onnxruntime'],
+                    'ray': ['ray[default]>=2.40']},  # mvgg19_nb.cluster: folds and sweeps on Ray
     entry_points={'console_scripts': cfg['console_scripts'].split(),
                   'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False)
