@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import keras
 from keras import layers, ops
-from PIL import Image
-from .images import load_image, load_images
+from .images import as_batch, load_image, load_images, resize_image
 from .data import mask_path
-from .predict import as_batch, classes_of, input_size
+from .model import model_input_size
+from .predict import classes_of
 
 # %% auto #0
 __all__ = ['gradients', 'last_conv', 'branch_taps', 'grad_cam', 'branch_cams', 'binary_mask', 'pointing_game', 'cam_iou',
@@ -19,7 +19,7 @@ __all__ = ['gradients', 'last_conv', 'branch_taps', 'grad_cam', 'branch_cams', '
 
 # %% ../nbs/11_explain.ipynb #d1fef7df
 def gradients(f, inputs):
-    "Gradients of the scalar `f(*inputs)` w.r.t. each input, as numpy (tensorflow, jax or torch: keras 3 has no neutral API)."
+    "Gradients of the scalar `f(*inputs)` w.r.t. each input as numpy (TensorFlow, JAX, torch: Keras has no common API)."
     backend = keras.backend.backend()
     if backend == 'tensorflow':
         import tensorflow as tf
@@ -27,14 +27,13 @@ def gradients(f, inputs):
         with tf.GradientTape() as tape:
             tape.watch(xs)
             y = f(*xs)
-        return [np.zeros(x.shape, 'float32') if g is None else np.asarray(g) for x, g in zip(xs, tape.gradient(y, xs))]  # None: no path
+        grads = tape.gradient(y, xs)  # None for an input that `y` does not depend on
+        return [np.zeros(x.shape, 'float32') if g is None else np.asarray(g) for x, g in zip(xs, grads)]
     if backend == 'jax':
         import jax, jax.numpy as jnp
         return [np.asarray(g) for g in jax.grad(lambda xs: f(*xs))([jnp.asarray(x) for x in inputs])]
     if backend == 'torch':
-        import torch
-        from keras.src.backend.torch.core import get_device
-        xs = [torch.tensor(np.asarray(x), device=get_device(), requires_grad=True) for x in inputs]
+        xs = [ops.convert_to_tensor(np.asarray(x)).requires_grad_() for x in inputs]  # on Keras's device, public API
         f(*xs).backward()
         return [x.grad.detach().cpu().numpy() for x in xs]
     raise NotImplementedError(f"gradients: backend {backend!r} is not supported; use tensorflow, jax or torch")
@@ -47,12 +46,12 @@ def last_conv(model):
     return convs[-1]
 
 def branch_taps(model):
-    "The maps feeding MVGG19's BD branches, in order (the paper's: block2_pool, block3_pool, block4_pool); [] for VGG19."
+    "The maps feeding MVGG19's BD branches in order (the paper's: block2_pool, block3_pool, block4_pool); [] for VGG19."
     made_by = {id(l.output): l.name for l in model.layers}
     return [made_by[id(l.input)] for l in model.layers if l.name.endswith('_bd_bn')]
 
 def _head(model, names):
-    "Scores from the maps `names`, the model cut there: the logits if `predictions` is a softmax Dense, else the outputs."
+    "Scores from the maps `names`, the model cut there: logits if `predictions` is a softmax Dense, else the outputs."
     try: pred = model.get_layer('predictions')
     except ValueError: pred = None
     use_logits = isinstance(pred, layers.Dense) and pred.activation is keras.activations.softmax
@@ -63,7 +62,7 @@ def _head(model, names):
 
 # %% ../nbs/11_explain.ipynb #1acec891
 def _cam(A, G, size):
-    "Grad-CAM from maps `A` and their gradients `G` (N, h, w, K): ReLU of the weighted channel sum, resized to `size`, max 1."
+    "Grad-CAM from maps `A` and gradients `G` (N, h, w, K): ReLU of the weighted channel sum, resized to `size`, max 1."
     cam = np.maximum((A * G.mean(axis=(1, 2), keepdims=True)).sum(-1), 0).astype('float32')
     cam = np.maximum(ops.convert_to_numpy(ops.image.resize(cam[..., None], size, interpolation='bilinear'))[..., 0], 0)
     peak = cam.max(axis=(1, 2), keepdims=True)
@@ -71,8 +70,9 @@ def _cam(A, G, size):
 
 def _cams(model, images, names, class_index, batch_size):
     "Grad-CAMs w.r.t. each map in `names`, with the model cut at those maps."
-    size = input_size(model)
-    x = images if isinstance(images, np.ndarray) and images.ndim == 4 and images.shape[1:3] == size else as_batch(images, size)[0]
+    size = model_input_size(model)
+    ready = isinstance(images, np.ndarray) and images.ndim == 4 and images.shape[1:3] == size
+    x = images if ready else as_batch(images, size)[0]
     maps, head = keras.Model(model.input, [model.get_layer(n).output for n in names]), _head(model, names)
     ks = None if class_index is None else np.broadcast_to(np.asarray(class_index, dtype=int), (len(x),))
     out = {n: [np.zeros((0, *size), 'float32')] for n in names}
@@ -81,7 +81,8 @@ def _cams(model, images, names, class_index, batch_size):
         A = [ops.convert_to_numpy(a) for a in (A if isinstance(A, (list, tuple)) else [A])]
         scores = ops.convert_to_numpy(head(A))
         k = scores.argmax(-1) if ks is None else ks[s:s + batch_size]
-        if (k < 0).any() or (k >= scores.shape[-1]).any(): raise ValueError(f"class_index {class_index} outside 0..{scores.shape[-1] - 1}")
+        if (k < 0).any() or (k >= scores.shape[-1]).any():
+            raise ValueError(f"class_index {class_index} outside 0..{scores.shape[-1] - 1}")
         onehot = np.eye(scores.shape[-1], dtype='float32')[k]
         G = gradients(lambda *a: ops.sum(head(a) * onehot), A)
         for n, a, g in zip(names, A, G): out[n].append(_cam(a, g, size))
@@ -89,12 +90,13 @@ def _cams(model, images, names, class_index, batch_size):
 
 # %% ../nbs/11_explain.ipynb #45dcceab
 def grad_cam(model, images, class_index=None, layer=None, batch_size=16):
-    "Grad-CAM heat maps (N, H, W) in [0, 1] at the input size, for `class_index` (None: the predicted class) at `layer`."
+    "Grad-CAM heat maps (N, H, W) in [0, 1] at the input size for `class_index` (None: the predicted class) at `layer`."
     layer = layer or last_conv(model)
     order = [l.name for l in model.layers]
     if layer not in order: raise ValueError(f"{layer!r} is not a layer of model {model.name!r}")
-    if len(model.get_layer(layer).output.shape) != 4: raise ValueError(f"{layer!r} does not output an (N, H, W, C) map")
-    upstream = [t for t in branch_taps(model) if order.index(t) < order.index(layer)]  # branches fed from the image, not from `layer`
+    if len(model.get_layer(layer).output.shape) != 4:
+        raise ValueError(f"{layer!r} does not output an (N, H, W, C) map")
+    upstream = [t for t in branch_taps(model) if order.index(t) < order.index(layer)]  # fed from the image, not `layer`
     return _cams(model, images, [*upstream, layer], class_index, batch_size)[layer]
 
 def branch_cams(model, images, class_index=None, through='branch', batch_size=16):
@@ -114,11 +116,11 @@ def binary_mask(mask, shape=None):
     if m.dtype != bool: m = m > (127.5 if m.dtype == np.uint8 or m.max() > 1 else 0.5)
     if shape is not None and m.shape != tuple(shape):
         up = shape[0] >= m.shape[0] and shape[1] >= m.shape[1]  # enlarge: copy pixels; shrink: majority of the area
-        m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize(tuple(shape)[::-1], Image.Resampling.NEAREST if up else Image.Resampling.BILINEAR)) >= 128
+        m = resize_image(m.astype(np.uint8) * 255, shape, 'nearest' if up else 'bilinear') >= 128
     return m
 
 def pointing_game(cam, mask, tolerance=0):
-    "1.0 if the map's maximum lies in the mask (widened by `tolerance` px), else 0.0; tied maxima count the fraction inside."
+    "1.0 if the map's maximum is in the mask (widened by `tolerance` px), else 0.0; tied maxima score the share inside."
     cam = np.asarray(cam)
     m = binary_mask(mask, cam.shape)
     if not m.any(): return float('nan')
@@ -145,12 +147,13 @@ def load_mask(path, shape):
     return binary_mask(load_image(path)[..., 0], shape)
 
 def localisation_scores(model, ds, idx=None, class_index='label', threshold=0.5, tolerance=0, batch_size=16):
-    "Pointing game and IoU of each map of `branch_cams` and of baselines, on the defective images of `ds` with masks; one row per image and map."
+    """Pointing game and IoU of each map of `branch_cams` and of baselines, on the defective images of `ds` with masks.
+    One row per image and map."""
     normal = ds.meta.get('normal', 'Free')
     idx = np.arange(len(ds)) if idx is None else np.asarray(idx)
     keep = [int(i) for i in idx if ds.classes[ds.labels[i]] != normal and mask_path(ds, i)]
     if not keep: raise ValueError(f"{ds.name}: no defective image with a mask among the {len(idx)} given")
-    size, names = input_size(model), classes_of(model) or list(ds.classes)
+    size, names = model_input_size(model), classes_of(model) or list(ds.classes)
     x = load_images([ds.paths[i] for i in keep], size, progress=False)[0]
     masks = [load_mask(mask_path(ds, i), size) for i in keep]
     if class_index == 'label':
@@ -167,7 +170,8 @@ def localisation_scores(model, ds, idx=None, class_index='label', threshold=0.5,
     for j, i in enumerate(keep):
         info = dict(index=i, path=ds.paths[i], label=ds.classes[ds.labels[i]], mask_fraction=float(masks[j].mean()))
         for name, c in [*((n, c[j]) for n, c in cams.items()), *base.items()]:
-            rows.append(dict(info, map=name, pointing=pointing_game(c, masks[j], tolerance), iou=cam_iou(c, masks[j], threshold)))
+            rows.append(dict(info, map=name, pointing=pointing_game(c, masks[j], tolerance),
+                             iou=cam_iou(c, masks[j], threshold)))
     return pd.DataFrame(rows)
 
 # %% ../nbs/11_explain.ipynb #56d16349
@@ -176,7 +180,7 @@ def overlay(image, cam, mask=None, ax=None, alpha=0.5, cmap='jet', title=None):
     import matplotlib.pyplot as plt
     ax = ax or plt.gca()
     image = np.asarray(image).astype(np.uint8)
-    cam = np.asarray(Image.fromarray(np.asarray(cam, 'float32')).resize(image.shape[1::-1], Image.Resampling.BILINEAR))
+    cam = resize_image(np.asarray(cam, 'float32'), image.shape[:2])
     ax.imshow(image, cmap='gray' if image.ndim == 2 else None)
     ax.imshow(cam, cmap=cmap, alpha=alpha, vmin=0, vmax=1)
     if mask is not None and binary_mask(mask).any():
@@ -186,7 +190,7 @@ def overlay(image, cam, mask=None, ax=None, alpha=0.5, cmap='jet', title=None):
     return ax
 
 def plot_cams(images, cams, masks=None, row_titles=None, size=1.7):
-    "A grid: one row per image, the image (with its mask) then each map of the dict `cams` overlaid; returns the figure."
+    "A grid, one row per image: the image (with its mask), then each map of the dict `cams` over it; returns a figure."
     import matplotlib.pyplot as plt
     n, names = len(images), list(cams)
     fig, axs = plt.subplots(n, len(names) + 1, figsize=(size * (len(names) + 1), size * n), squeeze=False)
@@ -194,8 +198,10 @@ def plot_cams(images, cams, masks=None, row_titles=None, size=1.7):
         m = None if masks is None else masks[r]
         axs[r, 0].imshow(np.asarray(images[r]).astype(np.uint8)); axs[r, 0].set_axis_off()
         if m is not None and binary_mask(m).any():
-            axs[r, 0].contour(binary_mask(m, np.asarray(images[r]).shape[:2]), levels=[0.5], colors='red', linewidths=0.8)
+            outline = binary_mask(m, np.asarray(images[r]).shape[:2])
+            axs[r, 0].contour(outline, levels=[0.5], colors='red', linewidths=0.8)
         if row_titles is not None: axs[r, 0].set_title(row_titles[r], fontsize=8)
-        for c, name in enumerate(names, 1): overlay(images[r], cams[name][r], m, axs[r, c], title=name if r == 0 else None)
+        for c, name in enumerate(names, 1):
+            overlay(images[r], cams[name][r], m, axs[r, c], title=name if r == 0 else None)
     fig.tight_layout()
     return fig

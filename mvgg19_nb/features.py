@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import keras
 from keras import layers, ops
-from .model import PAPER_BRANCHES, build_backbone, branch_name, classifier_head
+from .model import (DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_backbone, branch_name, check_weights,
+                             classifier_head, resolve_input_size)
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'DESCRIPTION', 'DESCRIPTION_FORMAT', 'SpatialMoments', 'cpu_flags', 'native_bfloat16',
@@ -89,13 +90,16 @@ def _mixed_bfloat16(model):
     return new
 
 # %% ../nbs/04_features.ipynb #79d807a0
-def feature_extractor(input_shape=(100, 100), weights='imagenet', branches=PAPER_BRANCHES, trunk='block5_pool',
-                      preprocessing='vgg', seed=0, precision='float32'):
+def feature_extractor(input_size=DEFAULT_INPUT_SIZE, weights='imagenet', branches=PAPER_BRANCHES, trunk='block5_pool',
+                      preprocessing='vgg', seed=0, precision='float32', *, input_shape=None):
     """The frozen backbone with one output vector per image: [m, s] of each branch map, then the trunk's mean.
-    `precision='bfloat16'` runs the convolutions in bfloat16 ('auto': where native); the moments are float32."""
-    bb = build_backbone(input_shape, weights, trunk, preprocessing, seed=seed)
+    `precision='bfloat16'` runs the convolutions in bfloat16 ('auto': where native); the moments are float32.
+    `input_shape` is the deprecated name of `input_size`."""
+    size = resolve_input_size(input_size, input_shape, 'feature_extractor')
+    bb = build_backbone(size, weights, trunk, preprocessing, seed=seed)
     if resolve_precision(precision) == 'bfloat16': bb = _mixed_bfloat16(bb)
-    outs = [SpatialMoments(name=f'{branch_name(b)}_moments', dtype='float32')(bb.get_layer(b).output) for b in branches]
+    outs = [SpatialMoments(name=f'{branch_name(b)}_moments', dtype='float32')(bb.get_layer(b).output)
+            for b in branches]
     outs.append(SpatialMoments(squares=False, name='trunk_mean', dtype='float32')(bb.output))
     layout = feature_layout(bb, branches)
     out = ops.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0]
@@ -184,6 +188,7 @@ def transfer_head(head, full):
 # %% ../nbs/04_features.ipynb #d0b909b2
 def weights_id(weights, seed=0):
     "A stable identity for the backbone weights: 'imagenet', a file's sha1, or the random seed."
+    check_weights(weights)  # a missing or unfit file is named before it is read
     if weights is None: return f'random-seed{seed}'
     if weights == 'imagenet': return 'imagenet'
     return 'sha1-' + hashlib.sha1(Path(weights).read_bytes()).hexdigest()[:16]

@@ -13,8 +13,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'IMAGE_EXTS', 'ImageError', 'make_image', 'write_layout', 'to_rgb', 'load_image', 'ImageInfo',
-           'image_info', 'check_size', 'file_digest', 'scan_folder', 'Failure', 'n_workers', 'load_images']
+__all__ = ['MIN_SIDE', 'RESAMPLING', 'IMAGE_EXTS', 'ImageError', 'make_image', 'write_layout', 'to_rgb', 'resize_image',
+           'load_image', 'ImageInfo', 'image_info', 'check_size', 'file_digest', 'scan_folder', 'Failure',
+           'progress_bar', 'cpu_cores', 'n_workers', 'load_images', 'as_batch', 'find_images']
 
 # %% ../nbs/00_images.ipynb #01ed64e5
 class ImageError(ValueError):
@@ -106,6 +107,16 @@ def _open(path):
     return im
 
 # %% ../nbs/00_images.ipynb #cea755d8
+RESAMPLING = {'bilinear': Image.Resampling.BILINEAR, 'nearest': Image.Resampling.NEAREST}
+
+def resize_image(a, size, resample='bilinear') -> np.ndarray:
+    "Image array `a` (uint8 (H, W) or (H, W, 3), float32 (H, W)) resized by Pillow to `size=(height, width)`."
+    if resample not in RESAMPLING: raise ValueError(f"resample={resample!r}: use one of {sorted(RESAMPLING)}")
+    a, size = np.asarray(a), tuple(int(s) for s in size)
+    if a.shape[:2] == size: return a
+    return np.asarray(Image.fromarray(a).resize(size[::-1], RESAMPLING[resample]))
+
+# %% ../nbs/00_images.ipynb #37bfce24
 def load_image(path, size=None) -> np.ndarray:
     "Decode the image at `path` to RGB uint8 `(H, W, 3)`, resized to `size=(height, width)` if given."
     im = _open(path)
@@ -117,11 +128,7 @@ def load_image(path, size=None) -> np.ndarray:
     except ImageError: raise
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as e:
         raise ImageError(path, f'corrupt or truncated image data ({type(e).__name__}: {e})') from e
-    if size is not None:
-        h,w = size
-        if a.shape[:2] != (h, w):
-            a = np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BILINEAR))
-    return a
+    return a if size is None else resize_image(a, size)
 
 # %% ../nbs/00_images.ipynb #f3d3555d
 @dataclass
@@ -171,6 +178,10 @@ def file_digest(path, chunk=1<<20) -> str:
 # %% ../nbs/00_images.ipynb #ff234a3e
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.gif', '.webp', '.ppm', '.pgm', '.pbm')
 
+def _image_name(name, extensions=IMAGE_EXTS) -> bool:
+    "Does an entry called `name` count as an image file: not hidden, with an image extension?"
+    return not name.startswith('.') and os.path.splitext(name)[1].lower() in extensions
+
 def scan_folder(folder, extensions=IMAGE_EXTS):
     "Sorted absolute paths of the image files in `folder`, and `[path, reason]` for every entry ignored."
     folder = os.path.abspath(folder)
@@ -183,7 +194,7 @@ def scan_folder(folder, extensions=IMAGE_EXTS):
         ext = os.path.splitext(e.name)[1].lower()
         if e.name.startswith('.'): ignored.append([p, 'hidden file'])
         elif e.is_dir(): ignored.append([p, 'sub-folder'])
-        elif ext in extensions: paths.append(p)
+        elif _image_name(e.name, extensions): paths.append(p)
         else: ignored.append([p, f"not an image file extension ({ext or 'none'})"])
     return paths, ignored
 
@@ -195,18 +206,29 @@ class Failure:
     path: str
     reason: str
 
-def _progress(it, total, show, desc='images'):
-    "Wrap `it` in a tqdm progress bar if `show` and tqdm is installed."
-    if not show: return it
-    try: from tqdm import tqdm  # text bar: no widget needed in notebooks or logs
-    except ImportError: return it
-    return tqdm(it, total=total, desc=desc, leave=False)
+class _NoBar:
+    "What `progress_bar` gives when no bar is shown: the same `update`/`close`/`with` calls, doing nothing."
+    def update(self, n=1): pass
+    def close(self): pass
+    def __enter__(self): return self
+    def __exit__(self, *exc): pass
+
+def progress_bar(it=None, total=None, show=True, desc='images', unit='it'):
+    "`it` wrapped in a text progress bar (tqdm) if `show`; with `it=None`, a bar to `update(n)` by hand."
+    if show:
+        try: from tqdm import tqdm  # the text bar: no widget needed in notebooks, logs or terminals
+        except ImportError: pass
+        else: return tqdm(it, total=total, desc=desc, unit=unit, leave=False)
+    return _NoBar() if it is None else it
+
+def cpu_cores() -> int:
+    "CPU cores this process may run on: its affinity mask where the system has one, else all cores."
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1
 
 def n_workers() -> int:
-    "Threads to use for decoding: the number of CPU cores available, at most 8."
-    try: n = len(os.sched_getaffinity(0))
-    except AttributeError: n = os.cpu_count() or 1
-    return max(1, min(8, n))
+    "Threads to use for decoding: the CPU cores available (`cpu_cores`), at most 8."
+    return max(1, min(8, cpu_cores()))
 
 # %% ../nbs/00_images.ipynb #e5458645
 def load_images(paths, size=None, progress=True, on_error='raise', workers=None):
@@ -228,10 +250,55 @@ def load_images(paths, size=None, progress=True, on_error='raise', workers=None)
         if a.shape[:2] != size: return Failure(i, paths[i], f'size {a.shape[:2]} differs from {size}; pass size=(h, w)')
         out[i] = a
     with ThreadPoolExecutor(workers or n_workers()) as ex:
-        for f in _progress(ex.map(one, range(start, len(paths))), len(paths)-start, progress):
+        for f in progress_bar(ex.map(one, range(start, len(paths))), len(paths)-start, progress):
             if f is not None: fails.append(f)
     if fails and on_error == 'raise':
         f,more = fails[0],(f' (and {len(fails)-1} more unreadable files)' if len(fails) > 1 else '')
         raise ImageError(f.path, f.reason + more)
     if fails: out = np.delete(out, [f.index for f in fails], axis=0)
     return out, fails
+
+# %% ../nbs/00_images.ipynb #f506ec64
+def _array_rgb(a, size):
+    "An image array in 0..255 ((H, W), (H, W, 1|3|4)) as RGB uint8 at `size`."
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[-1] == 1: a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
+        raise ValueError(f"an image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), not {a.shape}")
+    if a.dtype != np.uint8: a = np.clip(np.round(np.nan_to_num(a.astype('float64'))), 0, 255).astype(np.uint8)
+    return resize_image(to_rgb(Image.fromarray(a)), size)
+
+def _items(images_or_paths):
+    "A list of paths and single-image arrays from a path, an array (one image or a batch) or a list of them."
+    x = images_or_paths
+    if isinstance(x, (str, os.PathLike)): return [x]
+    if isinstance(x, np.ndarray): return list(x) if x.ndim == 4 else [x]
+    return list(x)
+
+def as_batch(images_or_paths, size, on_error='raise'):
+    "RGB uint8 `(N, *size, 3)` from paths and arrays; returns `(batch, failures)` with failures `{position: reason}`."
+    items = _items(images_or_paths)
+    out, fails = np.zeros((len(items), *size, 3), np.uint8), {}
+    paths = [i for i, v in enumerate(items) if isinstance(v, (str, os.PathLike))]
+    if paths:
+        ims, bad = load_images([items[i] for i in paths], size, progress=False, on_error=on_error)
+        bad_pos = {paths[f.index] for f in bad}
+        fails.update({paths[f.index]: f.reason for f in bad})
+        out[[i for i in paths if i not in bad_pos]] = ims
+    for i, v in enumerate(items):
+        if not isinstance(v, (str, os.PathLike)): out[i] = _array_rgb(v, size)
+    return out, fails
+
+# %% ../nbs/00_images.ipynb #98d3f09d
+def find_images(inputs, extensions=IMAGE_EXTS):
+    "Image files among `inputs`: files as given, folders searched recursively (hidden entries skipped); sorted, unique."
+    out = []
+    for x in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs):
+        p = Path(x)
+        if p.is_dir():
+            for root, dirs, names in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+                out += [os.path.join(root, n) for n in sorted(names) if _image_name(n, extensions)]
+        elif p.exists() or p.is_symlink(): out.append(str(p))
+        else: raise FileNotFoundError(f"{str(x)!r}: no such file or folder")
+    return list(dict.fromkeys(out))

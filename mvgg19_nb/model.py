@@ -4,15 +4,16 @@
 
 # %% ../nbs/03_model.ipynb #eb183148
 from __future__ import annotations
-import os
+import numbers, os, warnings
 from pathlib import Path
 import keras
 from keras import layers, ops
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN_BGR', 'PREPROCESSING', 'VGG19_NOTOP_URL', 'MIN_SIZE', 'PAPER_BRANCHES', 'MODELS', 'Preprocess',
-           'WeightsUnavailable', 'branch_name', 'bd_branch', 'classifier_head', 'build_backbone', 'build_mvgg19',
-           'build_vgg19', 'build_model']
+__all__ = ['IMAGENET_MEAN_BGR', 'PREPROCESSING', 'VGG19_NOTOP_URL', 'VGG19_NOTOP_FILE', 'VGG19_NOTOP_MD5',
+           'VGG19_WEIGHTED_LAYERS', 'MIN_SIZE', 'VALID_WEIGHTS', 'PAPER_BRANCHES', 'DEFAULT_INPUT_SIZE', 'MODELS',
+           'Preprocess', 'WeightsUnavailable', 'check_weights', 'branch_name', 'bd_branch', 'classifier_head',
+           'resolve_input_size', 'build_backbone', 'build_mvgg19', 'build_vgg19', 'build_model', 'model_input_size']
 
 # %% ../nbs/03_model.ipynb #b55763cf
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)  # what keras.applications.vgg19.preprocess_input removes
@@ -20,7 +21,7 @@ PREPROCESSING = ('vgg', 'unit', 'unit_bgr')
 
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
 class Preprocess(layers.Layer):
-    "Map raw RGB pixels (0-255) to what the backbone expects: 'vgg' (caffe: BGR, mean removed), 'unit' or 'unit_bgr' (/255)."
+    "Raw RGB pixels (0-255) as the backbone takes them: 'vgg' (caffe: BGR, mean removed), 'unit' or 'unit_bgr' (/255)."
     def __init__(self, mode='vgg', **kwargs):
         super().__init__(**kwargs)
         if mode not in PREPROCESSING: raise ValueError(f"preprocessing={mode!r}: use one of {PREPROCESSING}")
@@ -37,24 +38,81 @@ class Preprocess(layers.Layer):
 # %% ../nbs/03_model.ipynb #91017c52
 VGG19_NOTOP_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/vgg19/'
                    'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5')
+VGG19_NOTOP_FILE = VGG19_NOTOP_URL.rsplit('/', 1)[1]
+VGG19_NOTOP_MD5 = '253f8cb515780f3b799900260a226db6'  # the checksum keras.applications.VGG19 gives get_file
+VGG19_WEIGHTED_LAYERS = 16  # the 16 convolutions; the top (not used here) adds 3 Dense layers
 MIN_SIZE = 32  # five 2x2 poolings need at least 32 px
+VALID_WEIGHTS = (f"a valid weights file is Keras's VGG19 without its top, {VGG19_NOTOP_FILE} ({VGG19_NOTOP_URL}), "
+                 "or a .weights.h5 saved from a VGG19 backbone (keras.applications.VGG19(include_top=False) or "
+                 "build_backbone); or pass weights='imagenet' (downloaded by Keras) or None (random, seeded)")
 
 class WeightsUnavailable(RuntimeError):
-    "ImageNet weights could not be downloaded or read."
+    "ImageNet weights could not be downloaded."
 
-def _vgg19_layers(input_shape, weights, seed):
-    "The convolutional layers of `keras.applications.VGG19`, loaded with `weights`."
-    h, w = input_shape[:2]
-    if min(h, w) < MIN_SIZE: raise ValueError(f"input size {h}x{w} is below VGG19's minimum of {MIN_SIZE} px; resize the images to at least {MIN_SIZE}x{MIN_SIZE}")
-    if weights is None: keras.utils.set_random_seed(seed)  # the random backbone is part of the experiment: make it reproducible
-    elif weights != 'imagenet' and not Path(weights).is_file():
-        raise FileNotFoundError(f"weights file {weights} not found; pass weights='imagenet', None, or the path of {VGG19_NOTOP_URL.rsplit('/', 1)[1]}")
-    try: base = keras.applications.VGG19(include_top=False, weights=None if weights is None else 'imagenet' if weights == 'imagenet' else None, input_shape=(h, w, 3))
+def _weighted_layers(path):
+    "How many layers hold weights in the Keras weights file `path` (legacy .h5 or Keras 3 .weights.h5), or None."
+    import h5py  # a Keras dependency
+    with h5py.File(path, 'r') as f:
+        g = f['model_weights'] if 'layer_names' not in f.attrs and 'model_weights' in f else f  # a whole-model .h5
+        if 'layer_names' in g.attrs:  # the legacy format of Keras's own files: layer names, each with weight names
+            names = [n.decode() if isinstance(n, bytes) else n for n in g.attrs['layer_names']]
+            return sum(len(g[n].attrs.get('weight_names', [])) > 0 for n in names)
+        if isinstance(f.get('layers'), h5py.Group):  # Keras 3 .weights.h5: layers/<name>/vars/<i>
+            return sum(len(l.get('vars', {})) > 0 for l in f['layers'].values() if isinstance(l, h5py.Group))
+    return None
+
+def check_weights(weights):
+    "`weights` if it is None, 'imagenet' or a readable VGG19 weights file without the top; else one error naming it."
+    if weights is None or weights == 'imagenet': return weights
+    if not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"weights={weights!r}: pass 'imagenet', None or the path of a weights file; {VALID_WEIGHTS}")
+    p = Path(weights)
+    if not p.is_file():
+        what = 'is a folder, not a file' if p.is_dir() else 'not found'
+        raise FileNotFoundError(f"weights file {p} {what}; {VALID_WEIGHTS}")
+    if not p.name.endswith(('.h5', '.hdf5')):  # Keras picks the reader by the suffix
+        raise ValueError(f"weights file {p}: the name must end in .h5, .weights.h5 or .hdf5; {VALID_WEIGHTS}")
+    import h5py  # a Keras dependency
+    if not h5py.is_hdf5(p): raise ValueError(f"not an HDF5 weights file: {p} (wrong or damaged file); {VALID_WEIGHTS}")
+    n = _weighted_layers(p)
+    if n is None: raise ValueError(f"{p} is an HDF5 file but not a Keras weights file; {VALID_WEIGHTS}")
+    if n != VGG19_WEIGHTED_LAYERS:
+        raise ValueError(f"{p} holds weights for {n} layers, VGG19 has {VGG19_WEIGHTED_LAYERS} (without its top); "
+                         f"{VALID_WEIGHTS}")
+    return weights
+
+# %% ../nbs/03_model.ipynb #a1ba6638
+def _download_failed(e):
+    "Is `e` what `keras.utils.get_file` raises when a download fails (no network, HTTP error, timeout, bad checksum)?"
+    if isinstance(e, OSError): return True  # URLError, HTTPError, timeouts, refused or reset connections
+    msg = str(e)
+    return msg.startswith('URL fetch failure') or 'file hash does not match' in msg  # get_file's own messages
+
+def _imagenet_file():
+    "The path of VGG19's ImageNet weights (no top), downloaded once into `$KERAS_HOME/models`."
+    try:
+        return keras.utils.get_file(VGG19_NOTOP_FILE, VGG19_NOTOP_URL, cache_subdir='models', file_hash=VGG19_NOTOP_MD5)
     except Exception as e:
-        raise WeightsUnavailable(f"Could not download the ImageNet weights of VGG19 ({type(e).__name__}: {e}). Download {VGG19_NOTOP_URL} "
-                                 f"where you have internet, then pass weights='/path/to/{VGG19_NOTOP_URL.rsplit('/', 1)[1]}' "
-                                 f"(or place it in {Path(os.environ.get('KERAS_HOME', '~/.keras'))/'models'}).") from e
-    if weights not in (None, 'imagenet'): base.load_weights(str(weights))
+        if not _download_failed(e): raise
+        home = Path(os.environ.get('KERAS_HOME', '~/.keras'))/'models'
+        raise WeightsUnavailable(f"Could not download the ImageNet weights of VGG19 ({type(e).__name__}: {e}). "
+                                 f"Download {VGG19_NOTOP_URL} where you have internet, then pass "
+                                 f"weights='/path/to/{VGG19_NOTOP_FILE}' (or place it in {home}).") from e
+
+def _vgg19_layers(input_size, weights, seed):
+    "The convolutional layers of `keras.applications.VGG19` (no top), loaded with `weights`."
+    h, w = input_size
+    if min(h, w) < MIN_SIZE:
+        raise ValueError(f"input size {h}x{w} is below VGG19's minimum of {MIN_SIZE} px; "
+                         f"resize the images to at least {MIN_SIZE}x{MIN_SIZE}")
+    path = _imagenet_file() if weights == 'imagenet' else check_weights(weights)
+    if weights is None: keras.utils.set_random_seed(seed)  # the random backbone is part of the experiment: reproducible
+    base = keras.applications.VGG19(include_top=False, weights=None, input_shape=(h, w, 3))
+    if path is not None:
+        try: base.load_weights(str(path))
+        except ValueError as e:  # the right layer count with other shapes: Keras names the first mismatch
+            raise ValueError(f"{path}: its weights do not fit VGG19's layers ({str(e).splitlines()[0]}); "
+                             f"{VALID_WEIGHTS}") from e
     return base.layers[1:]
 
 def _reuse(layer, x):
@@ -67,7 +125,8 @@ def _reuse(layer, x):
 # %% ../nbs/03_model.ipynb #79953fd5
 def _freeze(conv_layers, freeze='frozen', finetune_from='block5'):
     "Set `trainable` on the backbone: 'frozen' (paper), 'finetune' (blocks from `finetune_from` on) or 'scratch' (all)."
-    if freeze not in ('frozen', 'finetune', 'scratch'): raise ValueError(f"freeze={freeze!r}: use 'frozen', 'finetune' or 'scratch'")
+    if freeze not in ('frozen', 'finetune', 'scratch'):
+        raise ValueError(f"freeze={freeze!r}: use 'frozen', 'finetune' or 'scratch'")
     start = int(str(finetune_from).removeprefix('block'))
     for l in conv_layers:
         l.trainable = freeze == 'scratch' or (freeze == 'finetune' and int(l.name[5]) >= start)
@@ -94,15 +153,31 @@ def classifier_head(features, num_classes, dense_units=2500, dense_activation='r
 
 # %% ../nbs/03_model.ipynb #e7d234b3
 PAPER_BRANCHES = ('block2_pool', 'block3_pool', 'block4_pool')
+DEFAULT_INPUT_SIZE = (100, 100)  # the authors' size for most datasets
 
-def build_backbone(input_shape=(100, 100), weights='imagenet', trunk='block5_pool', preprocessing='vgg',
-                   freeze='frozen', finetune_from='block5', augmenter=None, seed=0):
+def resolve_input_size(input_size=DEFAULT_INPUT_SIZE, input_shape=None, where='build_model'):
+    "`(height, width)` from `input_size` ((h, w) or (h, w, 3)), or from the deprecated `input_shape` (with a warning)."
+    if input_shape is not None:
+        warnings.warn(f"{where}(input_shape=...) is deprecated: pass input_size=(height, width), the name the rest "
+                      "of mvgg19_nb uses (Keras's input_shape includes the channels)", DeprecationWarning, stacklevel=3)
+        if tuple(input_size) not in (DEFAULT_INPUT_SIZE, tuple(input_shape)[:2]):
+            raise ValueError(f"{where}: input_size={tuple(input_size)} and input_shape={tuple(input_shape)} disagree; "
+                             "pass input_size only")
+        input_size = input_shape
+    size = tuple(input_size) if isinstance(input_size, (tuple, list)) else None
+    if size is not None and len(size) == 3 and size[2] == 3: size = size[:2]  # Keras style, channels last
+    if size is None or len(size) != 2 or not all(isinstance(s, numbers.Integral) and s > 0 for s in size):
+        raise ValueError(f"input_size={input_size!r}: pass (height, width) in pixels, e.g. {DEFAULT_INPUT_SIZE}")
+    return tuple(int(s) for s in size)
+
+def build_backbone(input_size=DEFAULT_INPUT_SIZE, weights='imagenet', trunk='block5_pool', preprocessing='vgg',
+                   freeze='frozen', finetune_from='block5', augmenter=None, seed=0, *, input_shape=None):
     "Raw image in, VGG19 up to `trunk` out, with preprocessing (and an optional training-only `augmenter`) inside."
-    input_shape = (*tuple(input_shape)[:2], 3)
-    conv = _vgg19_layers(input_shape, weights, seed)
+    size = resolve_input_size(input_size, input_shape, 'build_backbone')
+    conv = _vgg19_layers(size, weights, seed)
     known = [l.name for l in conv]
     if trunk not in known: raise ValueError(f"{trunk!r} is not a VGG19 layer; choose among {known}")
-    inputs = keras.Input(input_shape, name='image')
+    inputs = keras.Input((*size, 3), name='image')
     x = augmenter(inputs) if augmenter is not None else inputs
     x = Preprocess(preprocessing, name='preprocess')(x)
     used = []
@@ -112,29 +187,42 @@ def build_backbone(input_shape=(100, 100), weights='imagenet', trunk='block5_poo
     _freeze(used, freeze, finetune_from)
     return keras.Model(inputs, x, name='vgg19_backbone')
 
-def _build(name, num_classes, input_shape, branches, trunk='block5_pool', weights='imagenet', dense_units=2500,
+def _build(name, num_classes, input_size, branches, trunk='block5_pool', weights='imagenet', dense_units=2500,
            dense_activation='relu', dropout=0.5, bd_dropout=0.5, **backbone_kwargs):
     if num_classes < 2: raise ValueError(f"num_classes={num_classes}: a classifier needs at least 2 classes")
-    backbone = build_backbone(input_shape, weights, trunk, **backbone_kwargs)
+    backbone = build_backbone(input_size, weights, trunk, **backbone_kwargs)
     names = [l.name for l in backbone.layers]
     for b in branches:
-        if b not in names: raise ValueError(f"branch {b!r} is not a VGG19 layer before the trunk {trunk!r}; choose among {names[3:]}")
+        if b not in names:
+            raise ValueError(f"branch {b!r} is not a VGG19 layer before the trunk {trunk!r}; choose among {names[3:]}")
     feats = [bd_branch(backbone.get_layer(b).output, b, bd_dropout) for b in branches]
     feats.append(layers.GlobalAveragePooling2D(name='trunk_gap')(backbone.output))
-    return keras.Model(backbone.input, classifier_head(feats, num_classes, dense_units, dense_activation, dropout), name=name)
+    head = classifier_head(feats, num_classes, dense_units, dense_activation, dropout)
+    return keras.Model(backbone.input, head, name=name)
 
 # %% ../nbs/03_model.ipynb #eb1d4666
-def build_mvgg19(num_classes, input_shape=(100, 100), weights='imagenet', branches=PAPER_BRANCHES, trunk='block5_pool', **kwargs):
-    "Multipath VGG19: BD branches after `branches`, the trunk at `trunk`, one shared head; `kwargs` go to the head and `build_backbone`."
-    return _build('mvgg19', num_classes, input_shape, tuple(branches), trunk, weights, **kwargs)
+def build_mvgg19(num_classes, input_size=DEFAULT_INPUT_SIZE, weights='imagenet', branches=PAPER_BRANCHES,
+                 trunk='block5_pool', *, input_shape=None, **kwargs):
+    "Multipath VGG19: BD branches after `branches`, the trunk at `trunk`, one head; `kwargs` go to head and backbone."
+    size = resolve_input_size(input_size, input_shape, 'build_mvgg19')
+    return _build('mvgg19', num_classes, size, tuple(branches), trunk, weights, **kwargs)
 
-def build_vgg19(num_classes, input_shape=(100, 100), weights='imagenet', trunk='block5_pool', **kwargs):
+def build_vgg19(num_classes, input_size=DEFAULT_INPUT_SIZE, weights='imagenet', trunk='block5_pool', *,
+                input_shape=None, **kwargs):
     "The paper's baseline: VGG19's trunk, global average pooled, into the same head as MVGG19."
-    return _build('vgg19', num_classes, input_shape, (), trunk, weights, **kwargs)
+    size = resolve_input_size(input_size, input_shape, 'build_vgg19')
+    return _build('vgg19', num_classes, size, (), trunk, weights, **kwargs)
 
 MODELS = {'mvgg19': build_mvgg19, 'vgg19': build_vgg19}
 
-def build_model(name, num_classes, input_shape=(100, 100), **kwargs):
+def build_model(name, num_classes, input_size=DEFAULT_INPUT_SIZE, *, input_shape=None, **kwargs):
     "Build 'mvgg19' or 'vgg19' by name."
     if name not in MODELS: raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
-    return MODELS[name](num_classes, input_shape, **kwargs)
+    return MODELS[name](num_classes, resolve_input_size(input_size, input_shape, 'build_model'), **kwargs)
+
+def model_input_size(model):
+    "The `(height, width)` a Keras image model takes."
+    h, w = model.input_shape[1:3]
+    if h is None or w is None:
+        raise ValueError(f"model {model.name!r} takes images of any size {model.input_shape}; build it with input_size")
+    return int(h), int(w)

@@ -32,11 +32,22 @@ def _stack(curves):
     for i, c in enumerate(curves): out[i, :len(c)] = c
     return out
 
+_RATES = ('acc', 'auc', 'precision', 'recall', 'f1')  # metric names (or parts of them) that are rates
+_LOSSES = ('loss', 'error', 'entropy', 'mse', 'mae')  # and those that cannot be negative
+
+def _band_limits(metric, values):
+    "The range a spread band of `metric` may cover: rates [0, 1] ([0, 100] for percentages), losses [0, inf)."
+    name = metric.lower()
+    if any(k in name for k in _LOSSES): return 0.0, np.inf
+    if any(k in name for k in _RATES): return 0.0, (1.0 if np.nanmax(values) <= 1 else 100.0)
+    return -np.inf, np.inf
+
 def plot_history(histories,  # list of per-fold history dicts (or a single one, or Keras `History` objects)
                  metrics=('accuracy', 'loss'),  # one panel per metric; 'val_' + metric is drawn if present
                  band='std',  # shaded band: 'std' (mean +/- std), 'minmax' or None
                  ax=None):  # one Axes per metric (a sequence), or None for a new figure
     "Mean training and validation curves over folds, per epoch, with a shaded spread band; one panel per metric."
+    if band not in ('std', 'minmax', None): raise ValueError(f"band={band!r}: use 'std', 'minmax' or None")
     if isinstance(histories, dict) or hasattr(histories, 'history'): histories = [histories]
     hs = [getattr(h, 'history', h) for h in histories]
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
@@ -52,6 +63,7 @@ def plot_history(histories,  # list of per-fold history dicts (or a single one, 
             if band and len(curves) > 1:
                 lo, hi = ((mean - np.nanstd(v, axis=0), mean + np.nanstd(v, axis=0)) if band == 'std'
                           else (np.nanmin(v, axis=0), np.nanmax(v, axis=0)))
+                lo, hi = np.clip([lo, hi], *_band_limits(key, v))
                 a.fill_between(epochs, lo, hi, color=line.get_color(), alpha=0.2)
         a.set(xlabel='epoch', ylabel=m, title=m)
         a.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -74,9 +86,10 @@ def plot_confusion(y_true, proba_or_pred, classes, normalize=False, ax=None, cma
     "Confusion matrix via `ConfusionMatrixDisplay`; `normalize` False, True (= 'true'), 'true', 'pred' or 'all'."
     a, = _axes(ax, 1, figsize=(1.2 * len(classes) + 3, 1.2 * len(classes) + 2))
     norm = 'true' if normalize is True else (normalize or None)
-    ConfusionMatrixDisplay.from_predictions(np.asarray(y_true).astype(int), to_pred(proba_or_pred), labels=list(range(len(classes))),
-                                            display_labels=list(classes), normalize=norm, ax=a, cmap=cmap,
-                                            colorbar=colorbar, values_format='.2f' if norm else 'd')
+    ConfusionMatrixDisplay.from_predictions(np.asarray(y_true).astype(int), to_pred(proba_or_pred),
+                                            labels=list(range(len(classes))), display_labels=list(classes),
+                                            normalize=norm, ax=a, cmap=cmap, colorbar=colorbar,
+                                            values_format='.2f' if norm else 'd')
     a.set_title('confusion matrix' + (' (normalized)' if norm else ''))
     return a.figure
 
@@ -88,9 +101,9 @@ def plot_comparison(table,  # long DataFrame: columns `dataset`, `model`, the me
     "Grouped bar chart of `metric` per dataset, one bar per model, optional error bars (the paper's Figure 10)."
     std = std or (f'{metric}_std' if f'{metric}_std' in table else None)
     datasets, models = list(pd.unique(table[dataset])), list(pd.unique(table[model]))
-    val = table.pivot_table(index=dataset, columns=model, values=metric, aggfunc='mean').reindex(index=datasets, columns=models)
-    err = (table.pivot_table(index=dataset, columns=model, values=std, aggfunc='mean').reindex(index=datasets, columns=models)
-           if std else None)
+    grid = lambda col: (table.pivot_table(index=dataset, columns=model, values=col, aggfunc='mean')
+                        .reindex(index=datasets, columns=models))
+    val, err = grid(metric), (grid(std) if std else None)
     a, = _axes(ax, 1, figsize=(max(6, 1.5 * len(datasets)), 4))
     x, w = np.arange(len(datasets)), 0.8 / len(models)
     for i, m in enumerate(models):
@@ -109,7 +122,8 @@ def _show(a, img, title=None):
     "Draw one image (uint8 or 0-255 floats, RGB or grey) without ticks."
     img = np.asarray(img)
     img = np.clip(img, 0, 255).astype(np.uint8) if img.dtype != np.uint8 else img
-    a.imshow(img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img, cmap='gray' if img.ndim == 2 or img.shape[-1] == 1 else None)
+    grey = img.ndim == 2 or img.shape[-1] == 1
+    a.imshow(img[..., 0] if img.ndim == 3 and grey else img, cmap='gray' if grey else None)
     a.set_xticks([]); a.set_yticks([])
     if title: a.set_title(title, fontsize=9)
 
@@ -130,5 +144,6 @@ def show_augmentations(images, augmenter=None, n_views=4, seed=0, size=1.6):
     views = augment_views(images, n_views, augmenter, seed=seed)
     fig, axs = plt.subplots(len(images), n_views, figsize=(size * n_views, size * len(images)), squeeze=False)
     for i in range(len(images)):
-        for v in range(n_views): _show(axs[i, v], views[v, i], ('original' if v == 0 else f'view {v}') if i == 0 else None)
+        for v in range(n_views):
+            _show(axs[i, v], views[v, i], ('original' if v == 0 else f'view {v}') if i == 0 else None)
     return fig

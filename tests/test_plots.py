@@ -33,6 +33,27 @@ def test_plot_history():
     fig = plot_history([hist(5, with_val=False)], metrics=('accuracy',), band='minmax')
     assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 1 and len(fig.axes[0].collections) == 0
 
+def test_plot_history_bands_stay_in_range():
+    "A wide spread never draws accuracy outside [0, 1] or a loss below 0 (the band used to dip below 0 %)."
+    acc = np.array([[0.0, 0.5, 1.0], [0.0, 0.9, 1.0], [0.9, 0.6, 0.7]])
+    loss = np.array([[2.0, 0.1, 0.02], [0.1, 1.5, 0.02], [0.1, 0.3, 0.9]])
+    assert (acc.mean(0) - acc.std(0)).min() < 0 < 1 < (acc.mean(0) + acc.std(0)).max()  # unclipped, it leaves [0, 1]
+    assert (loss.mean(0) - loss.std(0)).min() < 0
+    hs = [{'accuracy': a, 'val_accuracy': a[::-1], 'loss': l, 'val_loss': l[::-1]} for a, l in zip(acc, loss)]
+    for band in ('std', 'minmax'):
+        fig = plot_history(hs, band=band)
+        ys = [np.concatenate([p.vertices[:, 1] for p in c.get_paths()]) for a in fig.axes for c in a.collections]
+        assert len(ys) == 4
+        for y in ys[:2]: assert 0 <= y.min() and y.max() <= 1
+        for y in ys[2:]: assert y.min() >= 0
+        if band == 'std':
+            assert ys[0].min() == 0 and ys[0].max() == 1 and ys[2].min() == 0
+            np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), acc.mean(0))  # the mean itself is not clipped
+    pct = [{'accuracy': 100 * a} for a in acc]  # a history in percent keeps its own scale
+    y = plot_history(pct, metrics='accuracy').axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    assert y.min() == 0 and 100 >= y.max() > 1
+    with pytest.raises(ValueError, match="band='range'"): plot_history(hs, band='range')
+
 def test_plot_history_given_axes():
     f, axs = plt.subplots(1, 2)
     assert plot_history([hist(5), hist(5, seed=1)], ax=axs) is f

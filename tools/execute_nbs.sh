@@ -11,4 +11,27 @@ for f in "$@"; do
   echo "executing $f"
   .venv/bin/papermill --cwd "$(dirname "$f")" -k python3 --no-progress-bar "$f" "$f"
 done
+# TensorFlow prints its start-up lines (absl's "WARNING: All log messages before absl::InitializeLog()", oneDNN's
+# port.cc note, the CPU-feature guard) from C++ whatever TF_CPP_MIN_LOG_LEVEL says, and the kernel records them
+# as stderr outputs: drop those lines (the pattern the results pages use), and an output only if nothing else is left.
+.venv/bin/python - "$@" <<'PY'
+import sys, nbformat
+from mvgg19_nb.experiment import BACKEND_LOG
+for f in sys.argv[1:]:
+    nb, removed = nbformat.read(f, as_version=4), 0
+    for c in nb.cells:
+        if c.cell_type != 'code': continue
+        outs = []
+        for o in c.outputs:
+            if o.output_type == 'stream' and o.name == 'stderr':
+                lines = o.text.splitlines(keepends=True)
+                kept = [l for l in lines if not BACKEND_LOG.match(l)]
+                removed += len(lines) - len(kept)
+                if len(kept) < len(lines) and not ''.join(kept).strip(): continue
+                o.text = ''.join(kept)
+            outs.append(o)
+        c.outputs = outs
+    nbformat.write(nb, f)
+    print(f"{f}: {removed} backend start-up lines removed")
+PY
 .venv/bin/nbdev_clean
