@@ -18,7 +18,7 @@ def test_binary_by_hand():
     y = [0, 0, 0, 1, 1, 1]
     p1 = np.array([0.1, 0.2, 0.7, 0.6, 0.9, 0.3])
     m = classification_metrics(y, np.stack([1 - p1, p1], 1), ['normal', 'defect'])
-    assert m == pytest.approx(dict(accuracy=4/6, precision=2/3, recall=2/3, f1=2/3, auc=7/9))
+    assert m == pytest.approx(dict(accuracy=4/6, precision=2/3, recall=2/3, f1=2/3, balanced_accuracy=2/3, auc=7/9))
     assert classification_metrics(y, p1) == m  # 1-D proba = P(class 1)
 
 def test_binary_matches_sklearn():
