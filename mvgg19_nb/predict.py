@@ -4,15 +4,16 @@
 
 # %% ../nbs/10_predict.ipynb #7fdf3293
 from __future__ import annotations
-import fnmatch, json, os, tempfile, warnings
-from pathlib import Path, PurePath
+import json, os, tempfile
+from pathlib import Path
 import numpy as np
 import pandas as pd
 import keras
 from keras import layers
 from PIL import Image
 from .images import IMAGE_EXTS, ImageError, load_image, load_images, to_rgb
-from .data import DataError, load_magnetic_tile
+from .cli import (find_images, mask_files, predictions_table, select_images,  # no TensorFlow there (chapter 9)
+                           _progress_bar)
 from .model import PAPER_BRANCHES, build_model
 from .features import build_cached_head, extract_features, transfer_head, _digest  # also registers the custom layers
 from .train import HEAD_KEYS, fit_cached_head, _compile
@@ -20,8 +21,7 @@ from .params import check_model_file, check_params
 
 # %% auto #0
 __all__ = ['ClassNames', 'with_classes', 'classes_of', 'save_model', 'load_model', 'train_final_model', 'input_size', 'as_batch',
-           'predict', 'find_images', 'mask_files', 'select_images', 'predict_files', 'export_saved_model',
-           'export_onnx']
+           'predict', 'predict_files', 'export_saved_model', 'export_onnx']
 
 # %% ../nbs/10_predict.ipynb #f93329f8
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
@@ -70,9 +70,11 @@ def load_model(path):
 
 # %% ../nbs/10_predict.ipynb #9b5d5c33
 def train_final_model(ds, model='mvgg19', input_size=(100, 100), epochs=15, weights='imagenet', batch_size=32, views=4,
-                      augment=None, preprocessing='vgg', seed=0, cache_dir=None, model_kwargs=None, progress=True):
+                      augment=None, preprocessing='vgg', seed=0, cache_dir=None, model_kwargs=None, progress=True,
+                      bn_stats='precise', precision='float32'):
     """Train `model`'s head on all of `ds` through the feature cache and put it back on its backbone.
-    Returns the full model (raw RGB in, probabilities out) carrying `ds.classes`; `model_kwargs` as in `cross_validate`."""
+    Returns the full model (raw RGB in, probabilities out) carrying `ds.classes`; `model_kwargs`, `bn_stats` and
+    `precision` as in `cross_validate`."""
     kw = dict(model_kwargs or {})
     branches, trunk = tuple(kw.pop('branches', PAPER_BRANCHES)), kw.pop('trunk', 'block5_pool')
     if set(kw) - set(HEAD_KEYS): raise ValueError(f"unknown model_kwargs {sorted(set(kw) - set(HEAD_KEYS))}; use branches, trunk or {HEAD_KEYS}")
@@ -80,10 +82,12 @@ def train_final_model(ds, model='mvgg19', input_size=(100, 100), epochs=15, weig
     labels = np.asarray(ds.labels)
     with tempfile.TemporaryDirectory(prefix='mvgg19_final_') as tmp:
         feats = extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or tmp, _digest(ds.digests()), input_size,
-                                 weights, branches, trunk, preprocessing, seed, views, augment or None, progress=progress)
+                                 weights, branches, trunk, preprocessing, seed, views, augment or None, progress=progress,
+                                 precision=precision)
         keras.utils.set_random_seed(seed)
         head = _compile(build_cached_head(model, len(ds.classes), feats.layout, seed=seed, **kw))
-        fit_cached_head(head, feats.views, np.arange(len(ds)), labels, epochs, batch_size, seed, verbose=progress)
+        fit_cached_head(head, feats.views, np.arange(len(ds)), labels, epochs, batch_size, seed, verbose=progress,
+                        bn_stats=bn_stats)
         del feats
     extra = {'branches': branches} if model == 'mvgg19' else {}
     full = build_model(model, len(ds.classes), input_size, weights=weights, trunk=trunk, preprocessing=preprocessing, seed=seed, **extra, **kw)
@@ -129,12 +133,6 @@ def as_batch(images_or_paths, size, on_error='raise'):
     return out, fails
 
 # %% ../nbs/10_predict.ipynb #487463d1
-def _progress_bar(total, show):
-    if not show: return None
-    try: from tqdm.auto import tqdm
-    except ImportError: return None
-    return tqdm(total=total, desc='predicting', unit='img', leave=False)
-
 def predict(model, images_or_paths, classes=None, batch_size=32, progress=True, on_error='raise'):
     "A table of predictions: path, predicted class, confidence and one probability column per class."
     batch_size = check_params(batch_size=batch_size)['batch_size']
@@ -144,7 +142,6 @@ def predict(model, images_or_paths, classes=None, batch_size=32, progress=True, 
     n_out = model.output.shape[-1]
     classes = [str(c) for c in (classes or carried or [f'class_{k}' for k in range(n_out)])]
     if len(classes) != n_out: raise ValueError(f"{len(classes)} class names for a model with {n_out} outputs")
-    cols = [f'p_{c}' if c in ('path', 'predicted', 'confidence', 'error') else c for c in classes]
     proba, errors = np.full((len(items), n_out), np.nan, 'float32'), [''] * len(items)
     bar, chunk = _progress_bar(len(items), progress), batch_size * 8
     for s in range(0, len(items), chunk):
@@ -154,70 +151,10 @@ def predict(model, images_or_paths, classes=None, batch_size=32, progress=True, 
         for i, reason in fails.items(): errors[s + i] = reason
         if bar is not None: bar.update(len(x))
     if bar is not None: bar.close()
-    good = ~np.isnan(proba).any(1)
-    best = np.where(good, np.nan_to_num(proba).argmax(1), 0)
-    df = pd.DataFrame({'path': [str(v) if isinstance(v, (str, os.PathLike)) else None for v in items],
-                       'predicted': [classes[k] if g else None for k, g in zip(best, good)],
-                       'confidence': np.where(good, proba[np.arange(len(items)), best], np.nan)})
-    df = pd.concat([df, pd.DataFrame(proba, columns=cols)], axis=1)
-    if on_error == 'skip': df['error'] = errors
-    return df
+    paths = [v if isinstance(v, (str, os.PathLike)) else None for v in items]
+    return predictions_table(paths, proba, classes, errors if on_error == 'skip' else None)
 
 # %% ../nbs/10_predict.ipynb #04d51d0b
-def find_images(inputs, extensions=IMAGE_EXTS):
-    "Image files among `inputs`: files as given, folders searched recursively (hidden entries skipped), sorted, no repeats."
-    out = []
-    for x in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs):
-        p = Path(x)
-        if p.is_dir():
-            for root, dirs, names in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-                out += [os.path.join(root, n) for n in sorted(names) if not n.startswith('.') and os.path.splitext(n)[1].lower() in extensions]
-        elif p.exists() or p.is_symlink(): out.append(str(p))
-        else: raise FileNotFoundError(f"{str(x)!r}: no such file or folder")
-    return list(dict.fromkeys(out))
-
-def _magnetic_tile_root(path):
-    "The magnetic tile folder above `path` if `path` lies in its layout, `<root>/MT_<Class>/Imgs/<file>`; else None."
-    p = Path(os.path.abspath(path))
-    inside = len(p.parents) > 2 and p.parent.name == 'Imgs' and p.parents[1].name.startswith('MT_')
-    return p.parents[2] if inside else None
-
-def mask_files(paths, log=print) -> set:
-    "The files among `paths` that a dataset loader knows as masks, not images (the magnetic tile ground truth)."
-    masks = set()
-    for root in sorted({r for r in map(_magnetic_tile_root, paths) if r is not None}):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                ds = load_magnetic_tile(root)
-        except DataError as e:
-            log(f"could not tell masks from images in {root} ({e}); "
-                "skip masks with exclude=['*.png'] (--exclude '*.png')")
-            continue
-        masks |= {os.path.abspath(m) for m in ds.meta['masks'] if m}
-        masks |= {os.path.abspath(p) for p, why in ds.meta['ignored'] if why == 'mask without an image'}
-    return {p for p in paths if os.path.abspath(p) in masks}
-
-def _excluded(path, patterns) -> bool:
-    "Whether one of the globs matches the end of `path`: its name, or its last folders and name (`*` spans folders)."
-    parts = PurePath(path).parts
-    tails = [str(PurePath(*parts[i:])) for i in range(len(parts))]
-    return any(fnmatch.fnmatch(t, g) for g in patterns for t in tails)
-
-def select_images(inputs, exclude=(), skip_masks=True, log=print) -> list:
-    "The image files of `inputs` (as `find_images`) less those matching `exclude` and, with `skip_masks`, known masks."
-    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
-    paths = find_images(inputs)
-    excluded = {p for p in paths if _excluded(p, exclude)}
-    paths = [p for p in paths if p not in excluded]
-    masks = mask_files(paths, log) if skip_masks else set()
-    if excluded or masks:
-        why = [f"{len(masks)} magnetic tile ground-truth masks"] * bool(masks)
-        why += [f"{len(excluded)} matching {' or '.join(map(repr, exclude))}"] * bool(excluded)
-        log(f"skipped {len(excluded) + len(masks)} files: {' and '.join(why)}")
-    return [p for p in paths if p not in masks]
-
 def predict_files(model_path, inputs, out=None, batch_size=32, progress=True, on_error='skip', exclude=(),
                   skip_masks=True, log=print):
     """Predict the image files in `inputs` (files or folders) with the `.keras` model at `model_path`; CSV to `out`.

@@ -1,5 +1,5 @@
-"`mvgg19 run` and `mvgg19 predict` at their edges: paths, names, help, Ctrl-C, stale results, model files, counts."
-import os, signal, subprocess, sys, tempfile, time
+"`mvgg19 run`, `predict` and `export` at their edges: paths, names, help, Ctrl-C, stale results, model files, counts."
+import os, shutil, signal, subprocess, sys, tempfile, time
 os.environ.setdefault('KERAS_HOME', os.path.join(tempfile.gettempdir(), 'mvgg19_keras_home'))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import json
@@ -183,7 +183,9 @@ def test_predict_counts_predictions_and_failures(model_file, tmp_path, capsys):
     assert cli.main(['predict', str(model_file), str(d/'0.png'), '--no-progress']) == 0  # the table on stdout, note on stderr
     cap = capsys.readouterr()
     assert cap.out.splitlines()[0].startswith('path,predicted,confidence,Blowhole,Free') and len(cap.out.splitlines()) == 2
-    assert cap.err.strip() == '1 prediction and 0 failures'
+    assert cap.err.splitlines() == [  # the image is 40x40, the model takes 32x32: said once, then the count
+        f"resized 1 of 1 image to 32x32 (bilinear, as in training): not 32x32, the model's input size, e.g. {d/'0.png'} "
+        "(40x40); check that they show the parts at the training images' scale", '1 prediction and 0 failures']
 
 
 def test_predict_exits_non_zero_when_nothing_was_predicted(model_file, tmp_path, capsys):
@@ -198,13 +200,70 @@ def test_predict_skips_masks_and_excluded_files(model_file, tmp_path, capsys):
     root = make_magnetic_tile(tmp_path/'magnetic_tile', {'Blowhole': 2, 'Free': 3})
     assert cli.main(['predict', str(model_file), str(root/'MT_Free'), '--out', str(tmp_path/'o.csv'), '--no-progress']) == 0
     cap = capsys.readouterr()
-    assert cap.err.splitlines() == ['skipped 3 files: 3 magnetic tile ground-truth masks']
+    assert cap.err.splitlines()[0] == 'skipped 3 files: 3 magnetic tile ground-truth masks'
+    assert len(cap.err.splitlines()) == 2 and cap.err.splitlines()[1].startswith('resized 3 of 3 images to 32x32')
     assert cap.out.strip() == f"wrote 3 predictions and 0 failures to {tmp_path/'o.csv'}"
     assert cli.main(['predict', str(model_file), str(root), '--exclude', 'MT_Blowhole/*', '--exclude', '*num_2.jpg',
                      '--out', str(tmp_path/'o.csv'), '--no-progress']) == 0
     cap = capsys.readouterr()
-    assert cap.err.splitlines() == ["skipped 8 files: 3 magnetic tile ground-truth masks and 5 matching 'MT_Blowhole/*' "
-                                    "or '*num_2.jpg'"]
+    assert cap.err.splitlines()[0] == ("skipped 8 files: 3 magnetic tile ground-truth masks and 5 matching "
+                                       "'MT_Blowhole/*' or '*num_2.jpg'")
     assert 'wrote 2 predictions' in cap.out
     assert cli.main(['predict', str(model_file), str(root), '--exclude', '*']) == 2
     assert 'no image files to predict' in capsys.readouterr().err
+
+
+# --- export (a small model: fast to export) ------------------------------------------------------------------------
+
+def test_export_savedmodel_checks_on_random_pixels_without_a_card(model_file, tmp_path, capsys):
+    pytest.importorskip('tensorflow')
+    assert cli.main(['export', str(model_file), '--format', 'savedmodel', '--out', str(tmp_path/'sm')]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == 'checking on random pixels: no model card beside the model; pass --images to check on real images'
+    line = next(l for l in out if l.startswith('largest probability difference'))
+    assert line.startswith('largest probability difference between tile.keras and its savedmodel export: ')
+    assert line.endswith(', on 8 random-pixel images') and float(line.split(': ')[1].split(',')[0]) <= 1e-4
+    assert out[-1] == f"wrote {tmp_path/'sm'}; no model card beside tile.keras to copy"
+    assert (tmp_path/'sm'/'saved_model.pb').is_file() and json.loads((tmp_path/'sm'/'classes.json').read_text()) == \
+        ['Blowhole', 'Free']
+    assert cli.main(['export', str(model_file), '--format', 'savedmodel', '--out', str(tmp_path/'sm')]) == 2
+    assert capsys.readouterr().err.strip() == f"mvgg19 export: error: {tmp_path/'sm'} exists; pass --force to overwrite it"
+    assert cli.main(['predict', str(tmp_path/'sm'), str(tmp_path)]) == 2
+    assert 'is a TF SavedModel: predict takes the .keras model or its ONNX export' in capsys.readouterr().err
+
+
+def test_export_that_differs_is_not_written(model_file, tmp_path, capsys, monkeypatch):
+    "Above the tolerance (here made negative, so that any export fails the check): exit 1, one line, nothing left."
+    pytest.importorskip('tensorflow')
+    monkeypatch.setattr(cli, 'EXPORT_TOLERANCE', -1.0)
+    assert cli.main(['export', str(model_file), '--format', 'savedmodel', '--out', str(tmp_path/'sm')]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith('mvgg19 export: error: the export differs from the Keras model by ')
+    assert err[0].endswith(f"> -1: {tmp_path/'sm'} not written") and list(tmp_path.iterdir()) == []
+
+
+def test_export_onnx_copies_the_card_and_checks_on_given_images(model_file, tmp_path, capsys):
+    pytest.importorskip('tf2onnx'); pytest.importorskip('onnxruntime')
+    from mvgg19_nb.images import file_digest, write_layout
+    model = Path(shutil.copy(model_file, tmp_path/'tile.keras'))
+    card = {'format': cli.CARD_FORMAT, 'model_file': {'name': 'tile.keras', 'sha1': file_digest(model)},
+            'classes': ['Blowhole', 'Free'], 'positive_class': None, 'dataset': 'magnetic_tile', 'exports': [],
+            'image_sizes': [{'size': [40, 40], 'images': 10}]}
+    cli.write_json(tmp_path/'tile.json', card)
+    imgs = write_layout(tmp_path/'imgs', {f'{i}.png': 'RGB' for i in range(3)})
+    assert cli.main(['export', str(model), '--format', 'onnx', '--out', str(tmp_path/'ship'/'tile.onnx'),
+                     '--images', str(imgs)]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith('largest'))
+    assert line.endswith(', on 3 images given with --images'), line
+    copied = json.loads((tmp_path/'ship'/'tile.json').read_text())  # the card, beside the export, with its entry
+    assert {**copied, 'exports': []} == card
+    assert [(e['file'], e['sha1'], e['source']) for e in copied['exports']] == \
+        [('tile.onnx', file_digest(tmp_path/'ship'/'tile.onnx'), {'name': 'tile.keras', 'sha1': file_digest(model)})]
+    assert cli.main(['predict', str(tmp_path/'ship'/'tile.onnx'), str(imgs), '--no-progress']) == 0
+    cap = capsys.readouterr()  # 40x40 images, as the card's training images: no resize note
+    assert cap.out.splitlines()[0] == 'path,predicted,confidence,Blowhole,Free,error' and len(cap.out.splitlines()) == 4
+    assert cap.err.splitlines() == ['3 predictions and 0 failures']
+    assert cli.main(['predict', str(tmp_path/'ship'/'tile.onnx'), str(imgs), '--threshold', '0.5']) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"mvgg19 predict: error: --threshold needs the positive class of a binary model: the model card "
+        f"{tmp_path/'ship'/'tile.json'} names none"]
