@@ -25,8 +25,8 @@ __all__ = ['PATH_PARAMS', 'PATH_NOTES', 'EXPORT_TOLERANCE', 'TRAIN_UNUSED', 'RES
            'RECIPE_KEYS', 'CLIError', 'parse_value', 'parse_params', 'resolve_paths', 'check_writable_dir',
            'template_parameters', 'parameters_help', 'build_parser', 'find_images', 'mask_files', 'select_images',
            'read_batch', 'predictions_table', 'predict_images', 'OnnxModel', 'card_path', 'read_card', 'write_json',
-           'cv_metrics', 'find_datasets', 'check_run', 'set_aside_stale', 'cmd_run', 'cmd_book', 'check_model_path',
-           'cmd_predict', 'cmd_train', 'check_images', 'cmd_export', 'main']
+           'cv_metrics', 'find_datasets', 'check_run', 'set_aside_stale', 'summary_line', 'cmd_run', 'cmd_book',
+           'check_model_path', 'cmd_predict', 'cmd_train', 'check_images', 'cmd_export', 'main']
 
 # %% ../nbs/09_cli.ipynb #59ebff96
 class CLIError(ValueError):
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     "The `mvgg19` argument parser, with the subcommands run, book, train, export and predict."
     what = 'MVGG19 and VGG19 on industrial defect datasets: experiments, book, final model, export, predictions.'
     p = _Parser(prog='mvgg19', description=what)
-    sub = p.add_subparsers(dest='command', required=True, metavar='{run,book,train,export,predict}')
+    sub = p.add_subparsers(dest='command', required=True, metavar='{run,book,train,export,predict,sweep}')
     r = sub.add_parser('run', help='run the experiment notebook on a dataset (or --all)', epilog=parameters_help,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description='Execute nbs/_experiment.ipynb with papermill into book/results/<dataset>.ipynb and '
@@ -210,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument('--exclude', action='append', default=[], metavar='GLOB',
                    help="skip files matching GLOB, e.g. '*.png' or 'rejects/*' (repeatable)")
     q.add_argument('--no-progress', action='store_true', help='no progress bar')
+    sub.add_parser('sweep', add_help=False, help='run the experiment for datasets x parameter sets as Ray tasks, '
+                   'resuming (mvgg19 sweep --help; needs the ray extra)')
     return p
 
 # %% ../nbs/09_cli.ipynb #d15a36e2
@@ -478,6 +480,17 @@ def set_aside_stale(path, since: float, log=print):
     return stale
 
 # %% ../nbs/09_cli.ipynb #2a603032
+def summary_line(rec: dict) -> str:
+    "One line from a results record: each model's accuracy and balanced accuracy beside the majority rate and probes."
+    pct = lambda r, k: f"{100 * r['mean'][k]:.1f} %"
+    names = {'vgg19': 'VGG19', 'mvgg19': 'MVGG19', 'majority': 'majority rate', 'probe_trunk': 'linear probe (trunk)',
+             'probe_all': 'linear probe (all)'}
+    parts = [f"{names.get(m, m)} {pct(r, 'accuracy')} (balanced {pct(r, 'balanced_accuracy')})"
+             for m, r in rec.get('models', {}).items()]
+    parts += [f"{names.get(b, b)} {pct(r, 'accuracy')}" for b, r in rec.get('baselines', {}).items()]
+    return f"summary: {rec.get('dataset')}: " + '; '.join(parts)
+
+# %% ../nbs/09_cli.ipynb #9dcfa8df
 @contextlib.contextmanager
 def _user_path():
     "Report a `FileNotFoundError` of a path the user gave as a command-line mistake."
@@ -527,6 +540,7 @@ def cmd_run(args, log=print) -> int:
             return 130
         except BaseException: set_aside_stale(results, t0, log); raise
         log(f"{n}: wrote {out} and {results}")
+        if results.exists(): log(summary_line(json.loads(results.read_text())))
     if failed: log(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
 
@@ -792,6 +806,10 @@ def main(argv=None) -> int:
     "The `mvgg19` command: parse `argv` (default: the command line), run the subcommand, return the exit status."
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # a command line, not a backend log
     from mvgg19_nb.data import DataError
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['sweep']:  # its own parser (mvgg19_nb.cluster), so Ray is imported only by this command
+        from mvgg19_nb.cluster import sweep_main
+        return sweep_main(argv[1:])
     args = build_parser().parse_args(argv)
     cmds = {'run': cmd_run, 'book': cmd_book, 'train': cmd_train, 'export': cmd_export, 'predict': cmd_predict}
     try: return cmds[args.command](args)
