@@ -482,7 +482,7 @@ def set_aside_stale(path, since: float, log=print):
 # %% ../nbs/09_cli.ipynb #2a603032
 def summary_line(rec: dict) -> str:
     "One line from a results record: each model's accuracy and balanced accuracy beside the majority rate and probes."
-    pct = lambda r, k: f"{100 * r['mean'][k]:.1f} %"
+    pct = lambda r, k: f"{100 * r['mean'][k]:.1f} %" if k in r.get('mean', {}) else 'n/a'  # older records lack some keys
     names = {'vgg19': 'VGG19', 'mvgg19': 'MVGG19', 'majority': 'majority rate', 'probe_trunk': 'linear probe (trunk)',
              'probe_all': 'linear probe (all)'}
     parts = [f"{names.get(m, m)} {pct(r, 'accuracy')} (balanced {pct(r, 'balanced_accuracy')})"
@@ -540,7 +540,8 @@ def cmd_run(args, log=print) -> int:
             return 130
         except BaseException: set_aside_stale(results, t0, log); raise
         log(f"{n}: wrote {out} and {results}")
-        if results.exists(): log(summary_line(json.loads(results.read_text())))
+        # only a record this run wrote: an older file would summarise another run
+        if results.exists() and results.stat().st_mtime >= t0: log(summary_line(json.loads(results.read_text())))
     if failed: log(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
 
