@@ -3,6 +3,8 @@
     python benchmarks/cv_speed.py                       # full ELPV at 100 px, as committed in results/cv_speed.json
     python benchmarks/cv_speed.py --dataset magnetic_tile --size 120 --plain-images 256
     python benchmarks/cv_speed.py --extraction-only      # (5) only: results/cv_speed_extraction.json, about a minute
+    python benchmarks/cv_speed.py --heads-only --epochs 3 --cache-dir .cache/features   # (6) only, reduced:
+                                                         # results/cv_speed_heads.json
 
 Everything runs in one process on the same images: (1) one epoch of the plain loop (the whole model, backbone
 included, per batch, as `model.fit` does every epoch of every fold) on `--plain-images` images, for each model;
@@ -11,8 +13,11 @@ included, per batch, as `model.fit` does every epoch of every fold) on `--plain-
 processes (`--workers`, default: one per core); (4) the head's epoch on the cache through `fit(ViewSampler(...))` against
 `fit_cached_head`, the loop `cross_validate` uses; (5) extraction in float32 against bfloat16 (Keras's `mixed_bfloat16`
 on the extractor's layers), `--precision-images` images, same batch, interleaved, with the features' agreement and the
-CPU's bfloat16 flags. The plain loop's cost is projected from (1) to the full protocol (folds x epochs x training-fold
-size, plus test predictions).
+CPU's bfloat16 flags; (6) the head phase alone on the cached features (`cross_validate` on a warm cache, baselines off),
+each model's heads trained one fold at a time in parallel worker processes (`heads='per_fold'`, the reference) against
+all folds of a model trained as one model (`heads='stacked'`, `FoldStack`), with how far apart their results are.
+The plain loop's cost is projected from (1) to the full protocol (folds x epochs x training-fold size, plus test
+predictions). The machine's load average is recorded with each timing: other work on the cores slows every path.
 Weights: a seeded random backbone (ImageNet weights cannot be downloaded here); speed does not depend on them.
 """
 import argparse, json, os, platform, sys, tempfile, time
@@ -23,7 +28,7 @@ from mvgg19_nb.data import load_dataset
 from mvgg19_nb.features import (build_cached_head, cpu_flags, extract_features, feature_extractor, native_bfloat16,
                                 _digest)
 from mvgg19_nb.model import build_backbone, build_model
-from mvgg19_nb.train import ViewSampler, cross_validate, fit_cached_head, _compile
+from mvgg19_nb.train import STACKED_WORKERS, ViewSampler, cross_validate, default_workers, fit_cached_head, _compile
 
 def best_of(fn, repeats):
     "Smallest wall time of `repeats` calls of `fn` (the least disturbed by other work on the machine)."
@@ -62,6 +67,43 @@ def extraction_precision(images, size, batch_size=64, repeats=2):
           f"largest difference {rel.max():.2%} of an image's largest feature", flush=True)
     return out
 
+HEAD_VARIANTS = {'per_fold': dict(heads='per_fold'), 'stacked': dict(heads='stacked')}
+
+def head_phase(ds, size, folds, epochs, batch_size, views, cache_dir, variants=HEAD_VARIANTS, workers=None, repeats=1):
+    """(6) The head phase alone, on features already in `cache_dir`: each variant of `cross_validate` in a fresh run
+    folder and with fresh worker processes (as a new script would start), `repeats` times in alternating order
+    (ABBA...), its best wall time (the least disturbed by other work), and how far its probabilities and histories
+    are from the first variant's."""
+    from joblib.externals.loky import get_reusable_executor
+    out, runs, names = {}, {}, list(variants)
+    for r in range(repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            load = os.getloadavg()[0]
+            with tempfile.TemporaryDirectory() as d:
+                t0 = time.perf_counter()
+                res = cross_validate(ds, input_size=size, folds=folds, epochs=epochs, batch_size=batch_size, weights=None,
+                                     views=views, out_dir=d, cache_dir=cache_dir, progress=False, baselines=False,
+                                     workers=workers, **variants[name])
+                wall = time.perf_counter() - t0 - res.timings['extract_s']
+            get_reusable_executor().shutdown(wait=True)  # the next run starts its workers afresh, not warm
+            runs[name] = res
+            o = out.setdefault(name, dict(heads_s_each=[], loadavg_1min_before=[], loadavg_1min_after=[]))
+            o['heads_s_each'].append(wall); o['loadavg_1min_before'].append(load); o['loadavg_1min_after'].append(os.getloadavg()[0])
+            o.update(heads_s=min(o['heads_s_each']), workers=res.timings['workers'], heads=res.timings['heads'])
+            print(f"head phase, {name}: {wall:.1f} s in {o['workers']} process(es) (load average {load:.1f} before, "
+                  f"{o['loadavg_1min_after'][-1]:.1f} after)", flush=True)
+    ref_name, ref = names[0], runs[names[0]]
+    for name in names[1:]:
+        res = runs[name]
+        out[name][f'speedup_vs_{ref_name}'] = out[ref_name]['heads_s'] / out[name]['heads_s']
+        dp = max(float(np.abs(res.runs[m]['proba'] - ref.runs[m]['proba']).max()) for m in ref.runs)
+        dh = max(float(np.max(np.abs(np.subtract(h[k], g[k])) / np.maximum(1.0, np.abs(g[k]))))
+                 for m in ref.runs for h, g in zip(res.runs[m]['histories'], ref.runs[m]['histories']) for k in g)
+        out[name][f'vs_{ref_name}'] = dict(max_abs_proba_diff=dp, max_rel_history_diff=dh)
+        print(f"head phase, {name} against {ref_name} (best of {repeats}): x{out[name][f'speedup_vs_{ref_name}']:.2f}; "
+              f"largest probability difference {dp:.2e}, largest relative history difference {dh:.2e}", flush=True)
+    return out
+
 def machine():
     flags = cpu_flags()
     return dict(cpu=cpu_name(), cpus=os.cpu_count(), python=platform.python_version(), keras=keras.__version__,
@@ -81,10 +123,15 @@ def main(argv=None):
     ap.add_argument('--precision-images', type=int, default=256, help='images for the float32/bfloat16 comparison (5)')
     ap.add_argument('--extraction-only', action='store_true',
                     help='run only (5), writing results/cv_speed_extraction.json (unless --out)')
+    ap.add_argument('--heads-only', action='store_true',
+                    help='run only (6) on a warm cache, writing results/cv_speed_heads.json (unless --out)')
+    ap.add_argument('--cache-dir', default=None, help='feature cache for --heads-only (default: a temporary folder)')
+    ap.add_argument('--head-repeats', type=int, default=1, help='runs of each head-phase variant (6), alternating order')
     ap.add_argument('--out', default=None, help='results file (default results/cv_speed.json)')
     a = ap.parse_args(argv)
     results = Path(__file__).parent/'results'
-    a.out = a.out or str(results/('cv_speed_extraction.json' if a.extraction_only else 'cv_speed.json'))
+    a.out = a.out or str(results/('cv_speed_extraction.json' if a.extraction_only else
+                                  'cv_speed_heads.json' if a.heads_only else 'cv_speed.json'))
     size, t_all = (a.size, a.size), time.perf_counter()
     ds = load_dataset(a.dataset)
     if a.max_images: ds = ds.sample(a.max_images, seed=0)
@@ -95,6 +142,29 @@ def main(argv=None):
         out = dict(extraction_precision=extraction_precision(sub.load(size, progress=False), size),
                    params=dict(dataset=a.dataset, weights='random (seed 0)'), machine=machine(),
                    benchmark_wall_s=time.perf_counter() - t_all, date=time.strftime('%Y-%m-%d %H:%M:%S'))
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(out, indent=1))
+        return print(f'wrote {a.out}')
+    if a.heads_only:
+        with tempfile.TemporaryDirectory() as d:
+            cache = a.cache_dir or d
+            t0 = time.perf_counter()  # warm the cache (a no-op where it already holds these features)
+            extract_features(lambda: ds.load(size, progress=False), cache, _digest(ds.digests()), size, None,
+                             views=a.views, progress=False)
+            warm_s = time.perf_counter() - t0
+            print(f'{a.dataset}: {len(ds)} images, {size[0]}x{size[1]} px, {a.folds} folds x {a.epochs} epochs, cache warm '
+                  f'in {warm_s:.0f} s; {os.cpu_count()} CPUs ({cpu_name()})', flush=True)
+            heads = head_phase(ds, size, a.folds, a.epochs, a.batch_size, a.views, cache, workers=a.workers,
+                               repeats=a.head_repeats)
+        out = dict(head_phase=heads, cache_warm_s=warm_s,
+                   params=dict(dataset=a.dataset, n_images=len(ds), input_size=list(size), folds=a.folds, epochs=a.epochs,
+                               batch_size=a.batch_size, views=a.views, models=['vgg19', 'mvgg19'], val_split=0.1,
+                               bn_stats='precise', weights='random (seed 0)', workers=a.workers,
+                               default_workers_per_fold=default_workers(2 * a.folds), stacked_workers=STACKED_WORKERS,
+                               head_repeats=a.head_repeats,
+                               reduced=a.epochs < 15 or a.folds < 10 or a.max_images is not None,
+                               note='head phase only, on features cached beforehand (extraction excluded)'),
+                   machine=machine(), benchmark_wall_s=time.perf_counter() - t_all, date=time.strftime('%Y-%m-%d %H:%M:%S'))
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(out, indent=1))
         return print(f'wrote {a.out}')
@@ -147,6 +217,10 @@ def main(argv=None):
             else: fit_cached_head(head, feats.views, tr, ds.labels, a.loop_epochs, a.batch_size)
             loop_s[name] = (time.perf_counter() - t0) / a.loop_epochs
             print(f'MVGG19 head, {name}: {loop_s[name]:.2f} s per epoch of {len(tr)} images (tracing included)', flush=True)
+
+        # (6) the head phase on the same cache: one fold at a time in parallel processes, and all folds as one model
+        heads = head_phase(ds, size, a.folds, a.epochs, a.batch_size, a.views, Path(d)/'cache', workers=a.workers,
+                           repeats=a.head_repeats)
     cached_wall = res.timings['wall_s']
     fit_s = {m: [t['fit_s'] for t in r['timings']] for m, r in res.runs.items()}
     cached_epoch = {m: float(np.mean(v)) / a.epochs for m, v in fit_s.items()}
@@ -162,9 +236,10 @@ def main(argv=None):
     out = dict(speedup_full_protocol=speedup, extraction_vs_predict=extract_ips / predict_ips, cached_cv_wall_s=cached_wall,
                extract_s=res.timings['extract_s'], plain_projected_s=plain_total, extraction_precision=precision,
                plain_epoch_s={m: plain_epoch[m] * n_train for m in plain_epoch}, cached_epoch_s=cached_epoch,
-               workers=res.timings['workers'], head_loop_epoch_s=loop_s, predict_img_per_s=predict_ips, extract_img_per_s=extract_ips, cache_bytes=cache_bytes, cached_mean_accuracy=acc,
+               workers=res.timings['workers'], heads=res.timings['heads'], head_phase=heads, head_loop_epoch_s=loop_s, predict_img_per_s=predict_ips, extract_img_per_s=extract_ips, cache_bytes=cache_bytes, cached_mean_accuracy=acc,
                params=dict(dataset=a.dataset, n_images=n, input_size=list(size), folds=a.folds, epochs=a.epochs, batch_size=a.batch_size,
-                           views=a.views, plain_images=len(sub), extract_images=len(x), weights='random (seed 0)'),
+                           views=a.views, plain_images=len(sub), extract_images=len(x), weights='random (seed 0)',
+                           head_repeats=a.head_repeats),
                machine=machine(),
                benchmark_wall_s=time.perf_counter() - t_all, date=time.strftime('%Y-%m-%d %H:%M:%S'))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

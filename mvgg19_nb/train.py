@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #1e14e9de
 from __future__ import annotations
-import json, os, time, warnings
+import functools, json, os, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -17,11 +17,13 @@ from .features import PooledBD, build_cached_head, extract_features, _digest
 from .model import PAPER_BRANCHES, build_model
 from .augment import build_augmenter
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
+from .params import check_params
 
 # %% auto #0
-__all__ = ['BN_STATS', 'HEAD_KEYS', 'BASELINES', 'duplicate_groups', 'make_folds', 'split_validation', 'FusedAdam', 'ViewSampler',
-           'bn_layers', 'precise_bn_stats', 'fit_cached_head', 'probe_features', 'compute_baselines', 'CVResult',
-           'default_workers', 'cross_validate']
+__all__ = ['BN_STATS', 'HEAD_KEYS', 'BASELINES', 'STACKED_WORKERS', 'BACKENDS', 'HEADS', 'duplicate_groups', 'make_folds',
+           'split_validation', 'FusedAdam', 'ViewSampler', 'bn_layers', 'precise_bn_stats', 'fit_cached_head',
+           'FoldAdam', 'FoldStack', 'compile_stack', 'predict_heads', 'fit_cached_heads', 'probe_features',
+           'compute_baselines', 'CVResult', 'default_workers', 'cross_validate']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -53,17 +55,32 @@ def _handle(v): return v.value.handle if isinstance(v, keras.Variable) else v.ha
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
 class FusedAdam(keras.optimizers.Adam):
     "Keras's `Adam` (same defaults, same update); on TensorFlow, one fused `ApplyAdam` kernel per variable."
+    def _local_step(self, variable):
+        "The number (from 1) of the step `variable` is taking: Keras's `Adam` bias-corrects with it."
+        return self.iterations + 1
+
     def update_step(self, gradient, variable, learning_rate):
-        if keras.backend.backend() != 'tensorflow' or self.amsgrad: return super().update_step(gradient, variable, learning_rate)
+        if keras.backend.backend() != 'tensorflow' or self.amsgrad:
+            return self._keras_update_step(gradient, variable, learning_rate)
         import tensorflow as tf
-        if isinstance(gradient, tf.IndexedSlices): return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        cast = lambda v: ops.cast(v, dtype)
-        step, i = cast(self.iterations + 1), self._get_variable_index(variable)
+        if isinstance(gradient, tf.IndexedSlices): return self._keras_update_step(gradient, variable, learning_rate)
+        i = self._get_variable_index(variable)
         tf.raw_ops.ResourceApplyAdam(var=_handle(variable), m=_handle(self._momentums[i]), v=_handle(self._velocities[i]),
-                                     beta1_power=ops.power(cast(self.beta_1), step), beta2_power=ops.power(cast(self.beta_2), step),
-                                     lr=cast(learning_rate), beta1=cast(self.beta_1), beta2=cast(self.beta_2),
-                                     epsilon=cast(self.epsilon), grad=gradient)
+                                     grad=gradient, **self._variable_args(variable, learning_rate))
+
+    def _variable_args(self, variable, learning_rate):
+        return self._kernel_args(self._local_step(variable), variable.dtype, learning_rate)
+
+    def _kernel_args(self, step, dtype, learning_rate):
+        "The scalars of TensorFlow's `ApplyAdam` for step number `step`: the beta powers, the rates, epsilon."
+        cast = lambda v: ops.cast(v, dtype)
+        step = cast(step)
+        return dict(beta1_power=ops.power(cast(self.beta_1), step), beta2_power=ops.power(cast(self.beta_2), step),
+                    lr=cast(learning_rate), beta1=cast(self.beta_1), beta2=cast(self.beta_2), epsilon=cast(self.epsilon))
+
+    def _keras_update_step(self, gradient, variable, learning_rate):
+        "Keras's own `Adam` step, where the fused kernel does not apply (other backends, `amsgrad`, sparse gradients)."
+        return super().update_step(gradient, variable, learning_rate)
 
 def _compile(model):
     model.compile(optimizer=FusedAdam(), loss='sparse_categorical_crossentropy', metrics=['accuracy'])  # Adam defaults, as the paper
@@ -185,6 +202,177 @@ def _fit_full(name, images, labels, tr, va, te, num_classes, input_size, epochs,
     if bn_stats == 'precise': precise_bn_stats(model, images[np.sort(tr)], batch_size=64)  # curves: moving averages
     return h.history, model.predict(images[te], batch_size=64, verbose=0), model
 
+# %% ../nbs/05_train.ipynb #d7dba579
+class FoldAdam(FusedAdam):
+    "`FusedAdam` over the heads of several folds: each fold's weights bias-corrected with that fold's own step count."
+    def __init__(self, fold_variables, **kwargs):
+        if kwargs.get('amsgrad'): raise ValueError('FoldAdam: amsgrad=True is not supported; use amsgrad=False')
+        super().__init__(**kwargs)
+        self._fold_variables, self._step_args = [list(vs) for vs in fold_variables], None
+
+    def build(self, var_list):
+        if self.built: return
+        super().build(var_list)
+        fold = {self._var_key(v): f for f, vs in enumerate(self._fold_variables) for v in vs}
+        unknown = [v.path for v in var_list if self._var_key(v) not in fold]
+        if unknown: raise ValueError(f"FoldAdam: variables {unknown} are in no fold; pass every fold's trainable variables")
+        self._fold_of = [fold[self._var_key(v)] for v in var_list]
+        self.fold_steps = self.add_variable((len(self._fold_variables),), initializer='zeros', dtype='int64',
+                                            name='fold_steps')
+
+    def _fold(self, variable): return self._fold_of[self._get_variable_index(variable)]
+    def _local_step(self, variable): return self.fold_steps[self._fold(variable)] + 1
+
+    def _variable_args(self, variable, learning_rate):
+        "The kernel's scalars for `variable`: its fold's, computed once per step (`_backend_apply_gradients`)."
+        key = self._fold(variable), keras.backend.standardize_dtype(variable.dtype)
+        args = self._step_args.get(key) if self._step_args else None
+        return args if args is not None else super()._variable_args(variable, learning_rate)
+
+    def _keras_update_step(self, gradient, variable, learning_rate):
+        "Keras's `Adam.update_step` (the same operations in the same order) with the fold's own step."
+        dtype = variable.dtype
+        lr, gradient = ops.cast(learning_rate, dtype), ops.cast(gradient, dtype)
+        step = ops.cast(self._local_step(variable), dtype)
+        beta_1_power = ops.power(ops.cast(self.beta_1, dtype), step)
+        beta_2_power = ops.power(ops.cast(self.beta_2, dtype), step)
+        i = self._get_variable_index(variable)
+        m, v = self._momentums[i], self._velocities[i]
+        alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
+        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
+        self.assign_sub(variable, ops.divide(ops.multiply(m, alpha), ops.add(ops.sqrt(v), self.epsilon)))
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        folds = {(self._fold(v), keras.backend.standardize_dtype(v.dtype)) for v in trainable_variables}  # stepping
+        if keras.backend.backend() == 'tensorflow':  # the same operations as per weight, a tenth as many to trace
+            self._step_args = {(f, dtype): self._kernel_args(self.fold_steps[f] + 1, dtype, self.learning_rate)
+                               for f, dtype in sorted(folds)}
+        try: super()._backend_apply_gradients(grads, trainable_variables)
+        finally: self._step_args = None
+        stepped = np.zeros(len(self._fold_variables), 'int64')
+        stepped[sorted({f for f, _ in folds})] = 1
+        self.fold_steps.assign_add(stepped)
+
+# %% ../nbs/05_train.ipynb #7b378775
+_SCCE = keras.losses.SparseCategoricalCrossentropy()  # the loss `_compile` gives a head: the batch's mean
+
+def _as_list(x): return list(x) if isinstance(x, (list, tuple)) else [x]
+
+class FoldStack(keras.Model):
+    "The heads of several folds as one model: one input and one output per fold, the loss the sum of the folds' losses."
+    def __init__(self, heads, folds=None, **kwargs):
+        folds = list(range(len(heads))) if folds is None else [int(k) for k in folds]
+        if not heads or len(folds) != len(heads):
+            raise ValueError(f'FoldStack: {len(heads)} heads and {len(folds)} fold numbers; give one per head')
+        if any(len(h.inputs) != 1 or len(h.outputs) != 1 for h in heads):
+            raise ValueError('FoldStack: each head must have one input and one output, as build_cached_head makes them')
+        named = [keras.Model(h.inputs[0], h.outputs[0], name=f'fold{k}') for h, k in zip(heads, folds)]  # same layers
+        inputs = [keras.Input(h.inputs[0].shape[1:], name=f'fold{k}_features') for h, k in zip(heads, folds)]
+        super().__init__(inputs, [h(x) for h, x in zip(named, inputs)], **{'name': 'fold_stack', **kwargs})
+        self.folds = tuple(folds)
+
+    @property
+    def heads(self):
+        "Each fold's head (its layers are those of the head it was built from)."
+        return [self.get_layer(f'fold{k}') for k in self.folds]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        "The sum of the folds' batch losses: each fold's gradients are those of its own loss."
+        return functools.reduce(ops.add, [_SCCE(t, p) for t, p in zip(_as_list(y), _as_list(y_pred))])
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        "Loss and accuracy of each fold on its own batch: arrays with one value per fold."
+        pairs = list(zip(_as_list(y), _as_list(y_pred)))
+        return dict(accuracy=ops.stack([ops.mean(keras.metrics.sparse_categorical_accuracy(t, p)) for t, p in pairs]),
+                    loss=ops.stack([_SCCE(t, p) for t, p in pairs]))
+
+def compile_stack(stack, optimizer=None):
+    "Compile `stack` with `optimizer` (shared with the stack it was cut from), or a new `FoldAdam` built on its heads."
+    if optimizer is None:
+        optimizer = FoldAdam([h.trainable_variables for h in stack.heads])
+        optimizer.build(stack.trainable_variables)
+    stack.compile(optimizer=optimizer)
+    return stack
+
+def predict_heads(stack, xs, batch_size=256):
+    "Each fold's probabilities on its own inputs `xs[f]`, every fold's rows of a batch in one call."
+    if len(xs) != len(stack.folds): raise ValueError(f'predict_heads: {len(xs)} inputs for {len(stack.folds)} folds')
+    outs = [[np.zeros((0, o.shape[-1]), 'float32')] for o in stack.outputs]
+    for i in range(0, max(len(x) for x in xs), batch_size):
+        chunks = [np.asarray(x[i:i + batch_size], 'float32') for x in xs]
+        padded = [np.pad(c, ((0, batch_size - len(c)), (0, 0))) for c in chunks]  # one shape: traced once
+        for o, c, p in zip(outs, chunks, _as_list(stack.predict_on_batch(padded))): o.append(np.asarray(p)[:len(c)])
+    return [np.concatenate(o) for o in outs]  # (rows are independent at inference: the padding changes nothing)
+
+# %% ../nbs/05_train.ipynb #e4543192
+def fit_cached_heads(stack, views, idxs, labels, epochs=15, batch_size=32, seeds=None, validations=None, verbose=False,
+                     bn_stats='precise'):
+    """Train the heads of a `FoldStack` (or a list of heads) together: head f on cached `views` of the images `idxs[f]`,
+    its batches drawn with `seeds[f]`, validated on `validations[f]` = (features, labels) or None. Each head trains as
+    `fit_cached_head` trains it alone; returns one history per head, as `fit_cached_head` returns it."""
+    if bn_stats not in BN_STATS: raise ValueError(f"bn_stats={bn_stats!r}: use one of {BN_STATS}")
+    stack = stack if isinstance(stack, FoldStack) else FoldStack(stack)
+    heads, n = stack.heads, len(stack.folds)
+    seeds = [0] * n if seeds is None else list(seeds)
+    validations = [None] * n if validations is None else list(validations)
+    if not len(idxs) == len(seeds) == len(validations) == n:
+        raise ValueError(f'fit_cached_heads: {n} heads need {n} idxs, seeds and validations; '
+                         f'got {len(idxs)}, {len(seeds)}, {len(validations)}')
+    if getattr(stack, 'optimizer', None) is None: compile_stack(stack)
+    subs = {tuple(range(n)): stack}  # a stack of the folds that take a step, per set of folds
+    samplers = [ViewSampler(views, idx, labels, batch_size, s) for idx, s in zip(idxs, seeds)]
+    population = lambda f: np.asarray(views[0][np.sort(idxs[f])])  # fold f's training images, unaugmented
+    validate = [v is not None and len(v[1]) > 0 for v in validations]
+    hists = [{} for _ in range(n)]
+    for e in range(epochs):
+        t0, sums = time.perf_counter(), [{} for _ in range(n)]
+        for i in range(max(map(len, samplers))):
+            active = tuple(f for f in range(n) if i < len(samplers[f]))
+            if active not in subs:  # folds that have finished their epoch sit the step out, untouched
+                sub = FoldStack([heads[f] for f in active], [stack.folds[f] for f in active])
+                subs[active] = compile_stack(sub, stack.optimizer)
+            batches = [samplers[f][i] for f in active]
+            logs = subs[active].train_on_batch([x for x, _ in batches], [y for _, y in batches], return_dict=True)
+            for j, (f, (_, y)) in enumerate(zip(active, batches)):
+                for k, v in logs.items(): sums[f][k] = sums[f].get(k, 0.0) + float(np.asarray(v)[j]) * len(y)
+        for s in samplers: s.on_epoch_end()
+        logs = [{k: v / len(s.idx) for k, v in sm.items()} for sm, s in zip(sums, samplers)]
+        if any(validate):
+            if bn_stats == 'precise':  # the curves show what inference would give
+                for f in np.flatnonzero(validate): precise_bn_stats(heads[f], population(f))
+            width = stack.inputs[0].shape[-1]
+            probs = predict_heads(stack, [validations[f][0] if validate[f] else np.zeros((0, width), 'float32')
+                                          for f in range(n)])
+            for f in np.flatnonzero(validate):
+                y = np.asarray(validations[f][1])
+                logs[f].update(val_accuracy=float(ops.mean(keras.metrics.sparse_categorical_accuracy(y, probs[f]))),
+                               val_loss=float(_SCCE(y, probs[f])))
+        for h, lg in zip(hists, logs):
+            for k, v in lg.items(): h.setdefault(k, []).append(float(v))
+        if verbose:  # each metric's mean over the folds, and its range
+            last = {k: [h[k][-1] for h in hists if k in h] for k in hists[0]}
+            print(f"epoch {e + 1}/{epochs}, {n} folds ({time.perf_counter() - t0:.1f} s): "
+                  + ', '.join(f"{k} {np.mean(v):.4f} [{min(v):.4f}, {max(v):.4f}]" for k, v in last.items()),
+                  flush=True)
+    if bn_stats == 'precise':
+        for f in range(n):
+            if not (validate[f] and epochs): precise_bn_stats(heads[f], population(f))
+    return hists
+
+# %% ../nbs/05_train.ipynb #4ec62950
+def _fit_cached_stack(name, feats, labels, trs, vas, tes, num_classes, epochs, batch_size, seeds, verbose, model_kwargs,
+                      bn_stats='precise'):
+    "Train `name`'s heads of several folds as one model on cached features; (histories, test probabilities, stack)."
+    kw, heads = {k: v for k, v in model_kwargs.items() if k in HEAD_KEYS}, []
+    for s in seeds:
+        keras.utils.set_random_seed(s)  # as `_run_fold` does before building a fold's head
+        heads.append(build_cached_head(name, num_classes, feats.layout, seed=s, **kw))
+    stack = compile_stack(FoldStack(heads))
+    val = [(np.asarray(feats.views[0][va]), labels[va]) if len(va) else None for va in vas]
+    hists = fit_cached_heads(stack, feats.views, trs, labels, epochs, batch_size, seeds, val, verbose, bn_stats)
+    return hists, predict_heads(stack, [feats.views[0][te] for te in tes]), stack
+
 # %% ../nbs/05_train.ipynb #a27d9694
 BASELINES = ('majority', 'probe_trunk', 'probe_all')
 
@@ -245,8 +433,10 @@ def _load_fold(path):
     with np.load(path) as z: return z['test'], z['proba'], json.loads(str(z['history'])), json.loads(str(z['timing']))
 
 def _run_fold(task, shared):
-    "Train and test one model on one fold and save its fold file; in this process or in a worker."
+    """Train and test one model on one fold and save its fold file; in this process or in a worker. Returns
+    (model, fold, seconds), or for a stacked task (its fold a tuple of folds, see `_run_stack`) a list of them."""
     m, k, tr, va, te = task
+    if isinstance(k, tuple): return _run_stack(task, shared)
     keras.utils.set_random_seed(shared['seed'] * 1000 + k)  # each fold its own seed: resuming gives the same numbers
     t0, s = time.perf_counter(), shared
     if s['feats'] is not None:
@@ -261,8 +451,27 @@ def _run_fold(task, shared):
     _save_fold(_fold_file(s['run_dir'], m, k), te, p, h, dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid()))
     return m, k, fit_s
 
+def _run_stack(task, shared):
+    """Train one model's heads of the folds `task[1]` (a tuple) as one `FoldStack`, save each fold's file as `_run_fold`
+    would; returns [(model, fold, seconds)], each fold's seconds its share of the stack's time."""
+    m, ks, trs, vas, tes = task
+    s, t0 = shared, time.perf_counter()
+    if s['feats'] is None: raise ValueError("stacked heads train on cached features: use heads='per_fold'")
+    hists, probas, _ = _fit_cached_stack(m, s['feats'], s['labels'], trs, vas, tes, s['num_classes'], s['epochs'],
+                                         s['batch_size'], [s['seed'] * 1000 + k for k in ks], s['verbose'],
+                                         s['model_kwargs'], s['bn_stats'])
+    fit_s, done = (time.perf_counter() - t0) / len(ks), []
+    for k, tr, va, te, h, p in zip(ks, trs, vas, tes, hists, probas):
+        h = {key: [float(x) for x in v] for key, v in h.items()}
+        timing = dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid(), stacked=len(ks))
+        _save_fold(_fold_file(s['run_dir'], m, k), te, p, h, timing)
+        done.append((m, k, fit_s))
+    return done
+
 # %% ../nbs/05_train.ipynb #46d3a921
 def _cores(): return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+
+STACKED_WORKERS = 1  # processes for stacked heads when `workers` is None: see `benchmarks/cv_speed.py`
 
 def default_workers(n_jobs, cached=True):
     "Processes for `n_jobs` folds: one per CPU core (at most 8) for cached heads on a CPU, else 1."
@@ -285,28 +494,70 @@ def _worker_fold(task, shared, threads):
     _limit_threads(threads)
     return _run_fold(task, shared)
 
-def _run_folds(tasks, shared, workers):
-    "Run `tasks` (model, fold, train, validation, test) in `workers` processes; yields (model, fold, seconds) as they finish."
-    if workers <= 1:
-        for t in tasks: yield _run_fold(t, shared)
-        return
-    from mvgg19_nb import train  # by module name, so that workers import it rather than unpickle it from a notebook
-    run = Parallel(n_jobs=workers, backend='loky', batch_size=1, return_as='generator_unordered')
-    yield from run(delayed(train._worker_fold)(t, shared, max(1, _cores() // workers)) for t in tasks)
+BACKENDS = ('loky', 'serial', 'ray')
+
+def _ray_runner():
+    "`mvgg19_nb.cluster.run_folds_ray`, or an ImportError that says what is missing."
+    try: from mvgg19_nb.cluster import run_folds_ray
+    except ImportError as e:
+        raise ImportError(f"backend='ray' needs mvgg19_nb.cluster.run_folds_ray and the ray package ({e}); "
+                          "install ray (pip install ray) or use backend='loky' or 'serial'") from e
+    return run_folds_ray
+
+def _run_folds(tasks, shared, workers, backend='loky'):
+    """Run `tasks` (model, fold, train, validation, test; or stacked tasks, several folds each) and yield
+    (model, fold, seconds) as folds finish. `backend`: 'loky' (`workers` processes on this machine; in this
+    process when `workers` is 1), 'serial' (in this process) or 'ray' (`mvgg19_nb.cluster.run_folds_ray`)."""
+    if backend not in BACKENDS: raise ValueError(f"backend={backend!r}: use one of {', '.join(map(repr, BACKENDS))}")
+    if backend == 'ray': done = _ray_runner()(tasks, shared, workers)
+    elif backend == 'serial' or workers <= 1: done = (_run_fold(t, shared) for t in tasks)
+    else:
+        from mvgg19_nb import train  # by module name, so that workers import it rather than unpickle it from a notebook
+        run = Parallel(n_jobs=workers, backend='loky', batch_size=1, return_as='generator_unordered')
+        done = run(delayed(train._worker_fold)(t, shared, max(1, _cores() // workers)) for t in tasks)
+    for r in done: yield from (r if isinstance(r, list) else [r])  # a stacked task reports each of its folds
 
 # %% ../nbs/05_train.ipynb #8c5e6b10
+HEADS = ('stacked', 'per_fold')
+
+def _stacked_tasks(pending, splits, fold_idx, parts):
+    "Stacked tasks (model, folds, trains, vals, tests): each model's pending folds in `parts` runs of consecutive folds."
+    tasks = []
+    for m in dict.fromkeys(m for m, _ in pending):
+        ks = [k for mm, k in pending if mm == m]
+        for part in np.array_split(np.asarray(ks), min(parts, len(ks))):
+            part = tuple(int(k) for k in part)
+            tasks.append((m, part, [splits[k][0] for k in part], [splits[k][1] for k in part],
+                          [fold_idx[k] for k in part]))
+    return tasks
+
+# %% ../nbs/05_train.ipynb #27c0ba6d
 def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100), folds=10, epochs=15, batch_size=32,
                    weights='imagenet', freeze='frozen', preprocessing='vgg', augment=None, views=4, val_split=0.1, seed=0,
                    out_dir='runs', cache_dir=None, cached=None, model_kwargs=None, workers=None, progress=True,
-                   bn_stats='precise', baselines=True, precision='float32'):
+                   bn_stats='precise', baselines=True, precision='float32', heads='per_fold', backend='loky'):
     """Stratified `folds`-fold cross-validation of each of `models` on `ds`, on the same folds.
     `augment`: dict of `build_augmenter` settings, None for its defaults, False for none. `cached`: None picks the
     feature cache when `freeze='frozen'`. Finished folds in `out_dir` are reused by a rerun with the same parameters.
     `workers`: processes training folds in parallel (None: `default_workers`); results agree to float rounding.
     `bn_stats`: 'precise' (BatchNorm statistics recomputed after training) or 'ema' (Keras's moving averages).
     `baselines`: also score the majority rate and linear probes on the cached features, on the same folds.
-    `precision`: of the backbone's features ('float32', 'bfloat16' or 'auto', see `extract_features`)."""
-    if bn_stats not in BN_STATS: raise ValueError(f"bn_stats={bn_stats!r}: use one of {BN_STATS}")
+    `precision`: of the backbone's features ('float32', 'bfloat16' or 'auto', see `extract_features`).
+    `heads`: on cached features, 'per_fold' trains one fold at a time (the reference, in `workers` processes),
+    'stacked' each model's heads of all folds as one model (`FoldStack`); `backend`: 'loky' (worker processes), 'serial' (this process)
+    or 'ray' (`mvgg19_nb.cluster`, one fold per task, so per fold). Neither changes results beyond float32
+    rounding, nor which folds a rerun reuses.
+    Every parameter is checked (`check_params`) before any work."""
+    if heads not in HEADS: raise ValueError(f"heads={heads!r}: use one of {', '.join(map(repr, HEADS))}")
+    if backend not in BACKENDS: raise ValueError(f"backend={backend!r}: use one of {', '.join(map(repr, BACKENDS))}")
+    if backend == 'ray': _ray_runner()  # missing: say so now, not after the extraction
+    p = check_params(models=models, folds=folds, epochs=epochs, batch_size=batch_size, val_split=val_split, views=views,
+                     input_size=input_size, freeze=freeze, preprocessing=preprocessing, weights=weights, seed=seed,
+                     workers=workers, augment=augment, precision=precision, bn_stats=bn_stats, dataset=ds)
+    models, folds, epochs, batch_size, val_split, views, freeze, preprocessing = (p[k] for k in (
+        'models', 'folds', 'epochs', 'batch_size', 'val_split', 'views', 'freeze', 'preprocessing'))
+    weights, seed, workers, precision, bn_stats = (p[k] for k in ('weights', 'seed', 'workers', 'precision', 'bn_stats'))
+    input_size, augment = tuple(p['input_size']), None if p['augment'] is True else p['augment']  # True: the defaults
     t_start, model_kwargs = time.perf_counter(), dict(model_kwargs or {})
     cached = freeze == 'frozen' if cached is None else cached
     if cached and freeze != 'frozen': raise ValueError("cached features need a frozen backbone: use freeze='frozen' or cached=False")
@@ -336,18 +587,28 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100
         res.timings['extract_s'] = feats.extract_s
     elif pending: images = ds.load(input_size, progress=progress)
     num_classes = len(ds.classes)
-    workers = default_workers(len(pending), cached) if workers is None or not cached else max(1, min(int(workers), len(pending)))
+    splits = [split_validation(np.setdiff1d(np.arange(len(ds)), te), labels, groups, val_split, seed + k)
+              for k, te in enumerate(fold_idx)]  # (train, validation) of each fold, the same for every model
+    if backend == 'serial': workers = 1  # everything in this process
+    stacked = heads == 'stacked' and cached and backend != 'ray'  # a Ray task is one fold (mvgg19_nb.cluster)
+    if stacked:  # one stack per model, or more where workers would otherwise wait
+        asked = STACKED_WORKERS if workers is None else workers
+        tasks = _stacked_tasks(pending, splits, fold_idx, -(-asked // max(1, len({m for m, _ in pending}))))
+        workers = max(1, min(asked, len(tasks)))
+    else:
+        tasks = [(m, k, *splits[k], fold_idx[k]) for m, k in pending]
+        workers = (default_workers(len(pending), cached) if workers is None or not cached
+                   else max(1, min(workers, len(pending))))
     shared = dict(feats=feats, images=images, labels=labels, num_classes=num_classes, input_size=input_size, epochs=epochs,
                   batch_size=batch_size, seed=seed, verbose=2 if progress and workers == 1 else 0, model_kwargs=model_kwargs,
                   augment=augment, weights=weights, freeze=freeze, preprocessing=preprocessing, run_dir=run_dir,
                   bn_stats=bn_stats)
-    splits = [split_validation(np.setdiff1d(np.arange(len(ds)), te), labels, groups, val_split, seed + k)
-              for k, te in enumerate(fold_idx)]  # (train, validation) of each fold, the same for every model
-    tasks = [(m, k, *splits[k], fold_idx[k]) for m, k in pending]
-    if pending and progress: print(f'training {len(pending)} fold models in {workers} process(es)', flush=True)
-    for n_done, (m, k, fit_s) in enumerate(_run_folds(tasks, shared, workers), 1):
-        if progress: print(f'{m}: fold {k + 1}/{folds} done in {fit_s:.0f} s ({n_done}/{len(tasks)})', flush=True)
-    res.timings['workers'] = workers
+    if pending and progress:
+        print(f'training {len(pending)} fold models in {workers} process(es)'
+              + (f', as {len(tasks)} stacked model(s)' if stacked else ''), flush=True)
+    for n_done, (m, k, fit_s) in enumerate(_run_folds(tasks, shared, workers, backend), 1):
+        if progress: print(f'{m}: fold {k + 1}/{folds} done in {fit_s:.0f} s ({n_done}/{len(pending)})', flush=True)
+    res.timings.update(workers=workers, heads='stacked' if stacked else 'per_fold', fold_backend=backend)
     for m in models:
         proba, hists, times = np.zeros((len(ds), num_classes), 'float32'), [], []
         for k, te in enumerate(fold_idx):

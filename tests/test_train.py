@@ -1,35 +1,50 @@
-"cross_validate end to end on real magnetic tile images (random backbone: no ImageNet download here), resume after a kill, determinism."
-import os, signal, subprocess, sys, tempfile, time, textwrap
+"""cross_validate end to end on real magnetic tile images (random backbone: no ImageNet download here): resume after a
+kill, determinism, stacked heads against the per-fold reference, worker processes and backends, parameters refused
+before any work."""
+import os, re, signal, subprocess, sys, tempfile, time, textwrap, types
 os.environ.setdefault('KERAS_HOME', tempfile.mkdtemp(prefix='keras_home_'))
 from pathlib import Path
 import numpy as np, pytest
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
-from mvgg19_nb.data import load_dataset
-from mvgg19_nb.train import cross_validate
+from sklearn.metrics import accuracy_score, f1_score
+from mvgg19_nb import train
+from mvgg19_nb.data import DataNotFoundError, load_dataset
+from mvgg19_nb.train import cross_validate, default_workers, _load_fold
 
-# Folds trained with other thread counts (one worker per core vs the main process's two threads) sum in another order:
-# equal up to float32 rounding, ~1e-5 here; a wrong seed or fold would differ by ~1e-2.
+# Folds trained with other thread counts (worker processes with one thread each vs the main process's two) sum in
+# another order: equal up to float32 rounding, ~1e-5 on these probabilities; a wrong seed, batch or fold differs by
+# ~1e-2. Stacked and per-fold heads in the same process run the same kernels: they agree far closer than this.
 FLOAT_TOL = 1e-4
 ARGS = dict(input_size=(48, 48), folds=3, epochs=2, weights=None, views=2, seed=0, progress=False)
+FOLD_FILE = re.compile(r'fold\d+\.npz')  # a finished fold; `fold1.npz.tmp123.npz` is one being written
 
 @pytest.fixture(scope='module')
 def ds():
     try: return load_dataset('magnetic_tile').sample(42, seed=0, min_per_class=6)
-    except Exception as e: pytest.skip(f'magnetic tile data not found ({e}); set MVGG19_DATA')
+    except DataNotFoundError as e: pytest.skip(f'magnetic tile data not found ({e}); set MVGG19_DATA')
 
 @pytest.fixture(scope='module')
 def cache(tmp_path_factory): return tmp_path_factory.mktemp('cache')
 
 @pytest.fixture(scope='module')
-def run(ds, cache, tmp_path_factory): return cross_validate(ds, out_dir=tmp_path_factory.mktemp('runs'), cache_dir=cache, **ARGS)
+def run(ds, cache, tmp_path_factory):  # stacked heads, in STACKED_WORKERS process(es); the per-fold default is checked against them
+    return cross_validate(ds, out_dir=tmp_path_factory.mktemp('runs'), cache_dir=cache, heads='stacked', **ARGS)
+
+def same_results(a, b, tol=FLOAT_TOL):
+    for m in b.runs:
+        np.testing.assert_allclose(a.runs[m]['proba'], b.runs[m]['proba'], atol=tol)
+        for ha, hb in zip(a.runs[m]['histories'], b.runs[m]['histories']):
+            assert sorted(ha) == sorted(hb)
+            for k in hb: np.testing.assert_allclose(ha[k], hb[k], rtol=tol, atol=tol)
 
 def test_end_to_end_metrics_come_from_predictions(ds, run):
     assert sorted(run.runs) == ['mvgg19', 'vgg19'] and len(run.folds) == 3
+    assert run.timings['heads'] == 'stacked'
     assert sorted(np.concatenate(run.folds)) == list(range(len(ds)))
     for m, r in run.runs.items():
         p, df = r['proba'], run.metrics(m)
         np.testing.assert_allclose(p.sum(1), 1, rtol=1e-5)
         assert len(r['histories']) == 3 and len(r['histories'][0]['val_loss']) == 2
+        assert [t['stacked'] for t in r['timings']] == [3, 3, 3]  # each model's three folds trained as one model
         for k, te in enumerate(run.folds):  # each fold's row is recomputed from its own predictions
             y, pred = ds.labels[te], p[te].argmax(1)
             assert df.loc[f'fold {k}', 'accuracy'] == pytest.approx(accuracy_score(y, pred))
@@ -40,7 +55,7 @@ def test_end_to_end_metrics_come_from_predictions(ds, run):
 def test_same_seed_same_folds_and_metrics(ds, cache, run, tmp_path):
     again = cross_validate(ds, out_dir=tmp_path, cache_dir=cache, **ARGS)
     assert [list(a) for a in again.folds] == [list(b) for b in run.folds]
-    for m in run.runs: np.testing.assert_allclose(again.runs[m]['proba'], run.runs[m]['proba'], atol=FLOAT_TOL)
+    same_results(again, run)
     other = cross_validate(ds, out_dir=tmp_path/'s1', cache_dir=cache, **{**ARGS, 'seed': 1, 'views': 1})
     assert [list(a) for a in other.folds] != [list(b) for b in run.folds]
 
@@ -60,15 +75,65 @@ def test_killed_run_resumes_to_same_result(ds, cache, run, tmp_path):
     deadline = time.time() + 240
     while not list(out.glob('*/vgg19/fold1.npz')) and time.time() < deadline and proc.poll() is None: time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL); proc.wait()
-    done = sorted(p.name for p in out.glob('*/*/fold*.npz'))
-    assert 'fold1.npz' in done and len(done) < 6, f'the kill should land mid-run, found {done}'
-    assert not list(out.rglob('*.tmp*npz')) or all(p.stat().st_size >= 0 for p in out.rglob('*.tmp*npz'))
+    done = sorted(p for p in out.glob('*/*/*.npz') if FOLD_FILE.fullmatch(p.name))
+    assert 'fold1.npz' in [p.name for p in done] and len(done) < 6, f'the kill should land mid-run, found {done}'
+    for p in done:  # written under a temporary name, then renamed: a fold file is whole, or absent
+        te, proba, history, timing = _load_fold(p)
+        assert len(proba) == len(te) and len(history['loss']) == ARGS['epochs'] and timing['n_test'] == len(te)
     resumed = cross_validate(ds, out_dir=out, cache_dir=cache, **ARGS)
-    for m in run.runs: np.testing.assert_allclose(resumed.runs[m]['proba'], run.runs[m]['proba'], atol=FLOAT_TOL)
+    same_results(resumed, run)
 
-def test_workers_do_not_change_results(ds, cache, run, tmp_path):
-    one = cross_validate(ds, out_dir=tmp_path, cache_dir=cache, workers=1, **ARGS)
-    assert one.timings['workers'] == 1 and run.timings['workers'] == min(2, os.cpu_count())  # the fixture ran with the default
-    for m in run.runs:
-        np.testing.assert_allclose(one.runs[m]['proba'], run.runs[m]['proba'], atol=FLOAT_TOL)
-        np.testing.assert_allclose(one.runs[m]['histories'][0]['loss'], run.runs[m]['histories'][0]['loss'], rtol=FLOAT_TOL)
+def test_heads_workers_and_backends_do_not_change_results(ds, cache, run, tmp_path):
+    # the per-fold reference in this process ('serial' even with workers=2), and in default_workers processes
+    serial = cross_validate(ds, out_dir=tmp_path/'serial', cache_dir=cache, heads='per_fold', backend='serial', workers=2, **ARGS)
+    assert serial.timings['workers'] == 1 and serial.timings['heads'] == 'per_fold'
+    assert {t['pid'] for r in serial.runs.values() for t in r['timings']} == {os.getpid()}
+    assert all('stacked' not in t for r in serial.runs.values() for t in r['timings'])
+    same_results(serial, run)
+    parallel = cross_validate(ds, out_dir=tmp_path/'loky', cache_dir=cache, heads='per_fold', **ARGS)
+    assert parallel.timings['workers'] == default_workers(2 * ARGS['folds'])  # the fixture's 2 models x 3 folds
+    same_results(parallel, run)
+    # stacked heads, one stack per model, in two processes
+    two = cross_validate(ds, out_dir=tmp_path/'two', cache_dir=cache, heads='stacked', workers=2, **ARGS)
+    assert run.timings['workers'] == min(train.STACKED_WORKERS, 2) and two.timings['workers'] == 2
+    assert len({t['pid'] for r in two.runs.values() for t in r['timings']}) == 2
+    same_results(two, run)
+
+def test_heads_and_backend_leave_the_run_folder_alone(ds, cache, run):
+    "Neither `heads` nor `backend` (nor how a parameter is spelt) is part of the run: a rerun reuses every fold."
+    out, files = Path(run.params['run_dir']).parent, sorted(Path(run.params['run_dir']).glob('*/fold*.npz'))
+    stamps = [p.stat().st_mtime_ns for p in files]
+    again = cross_validate(ds, out_dir=out, cache_dir=cache, heads='per_fold', backend='serial',
+                           **{**ARGS, 'input_size': 48, 'augment': True})  # 48: a square; True: the default augmentations
+    assert again.params['run_dir'] == run.params['run_dir'] and len(files) == 6
+    assert [p.stat().st_mtime_ns for p in files] == stamps  # nothing retrained
+    same_results(again, run, tol=0)
+
+def test_ray_backend_delegates_to_the_cluster_module(ds, cache, run, tmp_path, monkeypatch):
+    calls = []
+    def run_folds_ray(tasks, shared, workers, address=None):
+        calls.append(([(t[0], t[1]) for t in tasks], workers, address))
+        for t in tasks: yield train._run_fold(t, shared)
+    monkeypatch.setitem(sys.modules, 'mvgg19_nb.cluster', types.SimpleNamespace(run_folds_ray=run_folds_ray))
+    res = cross_validate(ds, out_dir=tmp_path, cache_dir=cache, backend='ray', workers=3, **ARGS)
+    assert calls == [([(m, k) for m in ('vgg19', 'mvgg19') for k in range(3)], 3, None)]  # one fold per Ray task
+    assert res.timings['fold_backend'] == 'ray' and res.timings['heads'] == 'per_fold'
+    same_results(res, run)
+    monkeypatch.setitem(sys.modules, 'mvgg19_nb.cluster', None)  # as if the module were missing: `import` fails
+    with pytest.raises(ImportError, match="backend='ray' needs mvgg19_nb.cluster.run_folds_ray"):
+        cross_validate(ds, out_dir=tmp_path/'missing', cache_dir=cache, backend='ray', **ARGS)
+    assert not (tmp_path/'missing').exists()  # refused before any work
+
+@pytest.mark.parametrize('bad, says', [
+    (dict(epochs=0), 'epochs=0: use an integer >= 1'),
+    (dict(folds=100), 'folds=100'),
+    (dict(models=['resnet']), "unknown model 'resnet'"),
+    (dict(bn_stats='batch'), "bn_stats='batch'"),
+    (dict(heads='both'), "heads='both': use one of 'stacked', 'per_fold'"),
+    (dict(backend='dask'), "backend='dask': use one of 'loky', 'serial', 'ray'"),
+])
+def test_parameters_refused_before_any_work(ds, tmp_path, bad, says):
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=re.escape(says)):
+        cross_validate(ds, out_dir=tmp_path/'runs', cache_dir=tmp_path/'cache', **{**ARGS, **bad})
+    assert time.perf_counter() - t0 < 5 and not list(tmp_path.iterdir())  # no run folder, no cache, no extraction
