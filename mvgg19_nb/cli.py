@@ -380,7 +380,7 @@ class OnnxModel:
 CARD_FORMAT = 'mvgg19 model card'
 CARD_VERSION = 1
 RECIPE_KEYS = ('weights', 'freeze', 'input_size', 'epochs', 'batch_size', 'augment', 'views', 'seed', 'preprocessing',
-               'bn_stats', 'precision')  # what a results file must share with a trained model, besides its images
+               'bn_stats', 'precision', 'standardize_trunk')  # what a results file must share with a trained model, besides its images
 
 def card_path(model_path) -> Path:
     "The model card of the model file (or SavedModel folder) `model_path`: beside it, the same name ending in .json."
@@ -688,7 +688,8 @@ def cmd_train(args, log=print) -> int:
     try: model = train_final_model(ds, args.model, (h, w), p['epochs'], p['weights'], p['batch_size'], views,
                                    augment=None if p['augment'] is True else p['augment'],
                                    preprocessing=p['preprocessing'], seed=p['seed'], cache_dir=cache,
-                                   progress=not args.no_progress, bn_stats=p['bn_stats'], precision=p['precision'])
+                                   progress=not args.no_progress, bn_stats=p['bn_stats'], precision=p['precision'],
+                                   model_kwargs=dict(standardize_trunk=p['standardize_trunk']))
     except ImageError as e: raise CLIError(str(e)) from None
     wall = time.perf_counter() - t0
     parameters = {'dataset': key, 'model': args.model,

@@ -150,7 +150,7 @@ def read_results(path) -> dict:
 EXPERIMENT_DEFAULTS = dict(dataset='magnetic_tile', data_root=None, models=['vgg19', 'mvgg19'], weights=None, freeze='frozen',
                            input_size=[120, 120], folds=10, epochs=15, batch_size=32, augment=True, views=4, seed=0,
                            max_images=None, preprocessing='vgg', val_split=0.1, bn_stats='precise', precision='float32',
-                           positive_class=None, cache_dir='.cache/features',
+                           standardize_trunk=True, positive_class=None, cache_dir='.cache/features',
                            runs_dir='.cache/runs', output_dir='book/results')  # as in the template's `parameters` cell
 
 def repo_root() -> Path:
@@ -212,8 +212,9 @@ def protocol_text(params: dict) -> str:
     text = (f"**Protocol:** {p['folds']}-fold stratified cross-validation (byte-identical images kept in one fold), "
             f"{p['epochs']} epochs, batches of {p['batch_size']}, Adam with its defaults, backbone {p['freeze']}, "
             f"{h}x{w} px inputs, '{p['preprocessing']}' preprocessing, {aug}, {100 * p['val_split']:.0f} % of each "
-            f"training fold held out for the validation curves, BatchNorm statistics '{p['bn_stats']}', features "
-            f"computed in {p['precision']}, seed {p['seed']}.")
+            f"training fold held out for the validation curves, BatchNorm statistics '{p['bn_stats']}', "
+            f"{'trunk features standardised on the training images' if p['standardize_trunk'] else 'trunk features as pooled'}, "
+            f"features computed in {p['precision']}, seed {p['seed']}.")
     paper = dict(folds=10, epochs=15, batch_size=32, freeze='frozen')
     off = [f"{k} {p[k]} (paper: {v})" for k, v in paper.items() if p[k] != v]
     return text + (f" Differs from the paper's protocol in: {', '.join(off)}." if off else '')

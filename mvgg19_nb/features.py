@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import keras
 from keras import layers, ops
-from .model import (DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_backbone, branch_name, check_weights,
+from .model import (DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_backbone, branch_name, check_weights, trunk_output,
                              classifier_head, resolve_input_size)
 
 # %% auto #0
@@ -164,7 +164,7 @@ class Span(layers.Layer):
     def get_config(self): return {**super().get_config(), 'start': self.start, 'stop': self.stop}
 
 def build_cached_head(model, num_classes, layout, dense_units=2500, dense_activation='relu', dropout=0.5,
-                      bd_dropout=0.5, seed=0):
+                      bd_dropout=0.5, seed=0, standardize_trunk=True):
     "The head of `model` ('mvgg19' uses every branch in `layout`, 'vgg19' only the trunk), on cached features."
     width = max(v['stop'] for v in layout.values())
     inputs = keras.Input((width,), name='features')
@@ -172,7 +172,8 @@ def build_cached_head(model, num_classes, layout, dense_units=2500, dense_activa
     feats = [PooledBD(layout[b]['area'], bd_dropout, seed=seed + i, name=f'{branch_name(b)}_bd')(
                  Span(layout[b]['start'], layout[b]['stop'], name=f'{branch_name(b)}_moments')(inputs))
              for i, b in enumerate(branches)]
-    feats.append(Span(layout['trunk']['start'], layout['trunk']['stop'], name='trunk_gap')(inputs))
+    feats.append(trunk_output(Span(layout['trunk']['start'], layout['trunk']['stop'], name='trunk_gap')(inputs),
+                              standardize_trunk))
     return keras.Model(inputs, classifier_head(feats, num_classes, dense_units, dense_activation, dropout),
                        name=f'{model}_cached_head')
 

@@ -12,8 +12,9 @@ from keras import layers, ops
 # %% auto #0
 __all__ = ['IMAGENET_MEAN_BGR', 'PREPROCESSING', 'VGG19_NOTOP_URL', 'VGG19_NOTOP_FILE', 'VGG19_NOTOP_MD5',
            'VGG19_WEIGHTED_LAYERS', 'MIN_SIZE', 'VALID_WEIGHTS', 'PAPER_BRANCHES', 'DEFAULT_INPUT_SIZE', 'MODELS',
-           'Preprocess', 'WeightsUnavailable', 'check_weights', 'branch_name', 'bd_branch', 'classifier_head',
-           'resolve_input_size', 'build_backbone', 'build_mvgg19', 'build_vgg19', 'build_model', 'model_input_size']
+           'Preprocess', 'WeightsUnavailable', 'check_weights', 'branch_name', 'bd_branch', 'Standardize',
+           'trunk_output', 'classifier_head', 'resolve_input_size', 'build_backbone', 'build_mvgg19', 'build_vgg19',
+           'build_model', 'model_input_size']
 
 # %% ../nbs/03_model.ipynb #b55763cf
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)  # what keras.applications.vgg19.preprocess_input removes
@@ -143,6 +144,20 @@ def bd_branch(x, tap, rate=0.5):
     x = layers.Dropout(rate, name=f'{p}_bd_dropout')(x)
     return layers.GlobalAveragePooling2D(name=f'{p}_bd_gap')(x)
 
+@keras.saving.register_keras_serializable(package='mvgg19_nb')
+class Standardize(layers.Layer):
+    "Per-feature `(x - mean) / sqrt(variance)` with fixed statistics, set from the training data (`standardize_inputs`)."
+    def build(self, input_shape):
+        width = input_shape[-1]  # identity until set: mean 0, variance 1
+        self.mean = self.add_weight(shape=(width,), initializer='zeros', trainable=False, name='mean')
+        self.variance = self.add_weight(shape=(width,), initializer='ones', trainable=False, name='variance')
+
+    def call(self, x): return (x - ops.cast(self.mean, x.dtype)) * ops.rsqrt(ops.cast(self.variance, x.dtype))
+
+def trunk_output(x, standardize=True):
+    "The trunk's feature vector from its pooled map `x`: 'trunk_standardize' after 'trunk_gap' unless `standardize` is False."
+    return Standardize(name='trunk_standardize')(x) if standardize else x
+
 def classifier_head(features, num_classes, dense_units=2500, dense_activation='relu', dropout=0.5):
     "Concatenate the feature vectors, then Dense + BatchNorm + Dropout + softmax."
     x = layers.Concatenate(name='fusion')(features) if len(features) > 1 else features[0]
@@ -188,7 +203,7 @@ def build_backbone(input_size=DEFAULT_INPUT_SIZE, weights='imagenet', trunk='blo
     return keras.Model(inputs, x, name='vgg19_backbone')
 
 def _build(name, num_classes, input_size, branches, trunk='block5_pool', weights='imagenet', dense_units=2500,
-           dense_activation='relu', dropout=0.5, bd_dropout=0.5, **backbone_kwargs):
+           dense_activation='relu', dropout=0.5, bd_dropout=0.5, standardize_trunk=True, **backbone_kwargs):
     if num_classes < 2: raise ValueError(f"num_classes={num_classes}: a classifier needs at least 2 classes")
     backbone = build_backbone(input_size, weights, trunk, **backbone_kwargs)
     names = [l.name for l in backbone.layers]
@@ -196,7 +211,7 @@ def _build(name, num_classes, input_size, branches, trunk='block5_pool', weights
         if b not in names:
             raise ValueError(f"branch {b!r} is not a VGG19 layer before the trunk {trunk!r}; choose among {names[3:]}")
     feats = [bd_branch(backbone.get_layer(b).output, b, bd_dropout) for b in branches]
-    feats.append(layers.GlobalAveragePooling2D(name='trunk_gap')(backbone.output))
+    feats.append(trunk_output(layers.GlobalAveragePooling2D(name='trunk_gap')(backbone.output), standardize_trunk))
     head = classifier_head(feats, num_classes, dense_units, dense_activation, dropout)
     return keras.Model(backbone.input, head, name=name)
 

@@ -169,6 +169,11 @@ def _precision(v, ds=None): return _one_of(v, PRECISIONS)
 @rule('bn_stats', "'precise' (BatchNorm statistics from the training images) or 'ema' (Keras's moving averages)")
 def _bn_stats(v, ds=None): return _one_of(v, BN_STATS)
 
+@rule('standardize_trunk', "True (the trunk's features standardised on the training images) or False (the paper's head)")
+def _standardize_trunk(v, ds=None):
+    if not isinstance(v, bool): raise Problem(f"use True or False, not {v!r}")
+    return v
+
 # %% ../nbs/12_params.ipynb #4a00f2a2
 @rule('max_images', 'None (every image) or an integer >= 2 per class: a stratified sample for quick runs')
 def _max_images(v, ds=None):

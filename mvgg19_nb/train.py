@@ -14,16 +14,16 @@ from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
 from .features import PooledBD, build_cached_head, extract_features, _digest
-from .model import PAPER_BRANCHES, build_model
+from .model import PAPER_BRANCHES, Standardize, build_model
 from .augment import build_augmenter
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
 from .params import check_params
 
 # %% auto #0
-__all__ = ['BN_STATS', 'HEAD_KEYS', 'BASELINES', 'STACKED_WORKERS', 'BACKENDS', 'HEADS', 'duplicate_groups', 'make_folds',
-           'split_validation', 'FusedAdam', 'ViewSampler', 'bn_layers', 'precise_bn_stats', 'fit_cached_head',
-           'FoldAdam', 'FoldStack', 'compile_stack', 'predict_heads', 'fit_cached_heads', 'probe_features',
-           'compute_baselines', 'CVResult', 'default_workers', 'cross_validate']
+__all__ = ['BN_STATS', 'VARIANCE_FLOOR', 'HEAD_KEYS', 'BASELINES', 'STACKED_WORKERS', 'BACKENDS', 'HEADS', 'duplicate_groups',
+           'make_folds', 'split_validation', 'FusedAdam', 'ViewSampler', 'bn_layers', 'precise_bn_stats',
+           'standardize_inputs', 'fit_cached_head', 'FoldAdam', 'FoldStack', 'compile_stack', 'predict_heads',
+           'fit_cached_heads', 'probe_features', 'compute_baselines', 'CVResult', 'default_workers', 'cross_validate']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -122,17 +122,33 @@ def _input_moments(layer, x):
     flat = x.reshape(-1, x.shape[-1])
     return flat.sum(0), np.square(flat).sum(0), len(flat)
 
+def _population_moments(model, layer, x, batch_size=512):
+    "Per-channel mean and variance of `layer`'s input when `model` runs on `x` in inference mode."
+    probe = keras.Model(model.input, layer.input)  # recomputed per layer: it runs through the layers set before
+    sums = [0.0, 0.0, 0]
+    for i in range(0, len(x), batch_size):
+        out = keras.ops.convert_to_numpy(probe(np.asarray(x[i:i + batch_size]), training=False))
+        sums = [a + b for a, b in zip(sums, _input_moments(layer, out))]
+    mean = sums[0] / sums[2]
+    return mean, np.maximum(sums[1] / sums[2] - mean ** 2, 0)
+
 def precise_bn_stats(model, x, batch_size=512):
     "Set each BatchNorm layer's moving mean and variance to its input's statistics over `x` (the training inputs)."
     for layer in bn_layers(model):
-        probe = keras.Model(model.input, layer.input)  # recomputed per layer: it runs through the layers set before
-        sums = [0.0, 0.0, 0]
-        for i in range(0, len(x), batch_size):
-            out = keras.ops.convert_to_numpy(probe(np.asarray(x[i:i + batch_size]), training=False))
-            sums = [a + b for a, b in zip(sums, _input_moments(layer, out))]
-        mean = sums[0] / sums[2]
+        mean, var = _population_moments(model, layer, x, batch_size)
         layer.moving_mean.assign(mean.astype('float32'))
-        layer.moving_variance.assign(np.maximum(sums[1] / sums[2] - mean ** 2, 0).astype('float32'))
+        layer.moving_variance.assign(var.astype('float32'))
+    return model
+
+VARIANCE_FLOOR = 1e-3  # of the median feature's variance: a feature (nearly) constant in training stays bounded
+
+def standardize_inputs(model, x, batch_size=512):
+    "Set each `Standardize` layer of `model` ('trunk_standardize') to its input's mean and variance over `x`."
+    for layer in [l for l in model.layers if isinstance(l, Standardize)]:
+        mean, var = _population_moments(model, layer, x, batch_size)
+        floor = VARIANCE_FLOOR * (float(np.median(var[var > 0])) if (var > 0).any() else 1.0)
+        layer.mean.assign(mean.astype('float32'))
+        layer.variance.assign(np.maximum(var, floor).astype('float32'))
     return model
 
 # %% ../nbs/05_train.ipynb #65e90eb7
@@ -140,10 +156,13 @@ def fit_cached_head(head, views, idx, labels, epochs=15, batch_size=32, seed=0, 
                     bn_stats='precise'):
     """Train the compiled `head` on cached `views` (V, N, D) of the images `idx`, one view per image and epoch.
     Returns the history `fit` would: per epoch, loss and metrics, and `val_` ones on `validation` = (features, labels).
-    `bn_stats='precise'` sets BatchNorm's statistics from view 0 of `idx` before each validation and at the end."""
+    `bn_stats='precise'` sets BatchNorm's statistics from view 0 of `idx` before each validation and at the end;
+    a `Standardize` layer is set from the same images before training."""
     if bn_stats not in BN_STATS: raise ValueError(f"bn_stats={bn_stats!r}: use one of {BN_STATS}")
     batches, hist = ViewSampler(views, idx, labels, batch_size, seed), {}
-    population = np.asarray(views[0][np.sort(idx)]) if bn_stats == 'precise' else None  # the training images, unaugmented
+    images = np.asarray(views[0][np.sort(idx)])  # the training images, unaugmented
+    standardize_inputs(head, images)  # before training: the head learns on standardised features
+    population = images if bn_stats == 'precise' else None
     validate = validation is not None and len(validation[1]) > 0
     for e in range(epochs):
         t0, sums = time.perf_counter(), {}
@@ -162,7 +181,7 @@ def fit_cached_head(head, views, idx, labels, epochs=15, batch_size=32, seed=0, 
     return hist
 
 # %% ../nbs/05_train.ipynb #f23875b2
-HEAD_KEYS = ('dense_units', 'dense_activation', 'dropout', 'bd_dropout')
+HEAD_KEYS = ('dense_units', 'dense_activation', 'dropout', 'bd_dropout', 'standardize_trunk')
 
 _HEADS = {}  # this process's compiled heads, reused by later folds: tracing a new head's functions costs seconds a fold
 
@@ -197,8 +216,10 @@ def _fit_full(name, images, labels, tr, va, te, num_classes, input_size, epochs,
     model = _compile(build_model(name, num_classes, input_size, weights=weights, freeze=freeze, preprocessing=preprocessing,
                                  augmenter=aug, seed=seed, **kw))
     val = (images[va], labels[va]) if len(va) else None
+    standardize_inputs(model, images[np.sort(tr)], batch_size=64)
     h = model.fit(images[tr], labels[tr], validation_data=val, epochs=epochs, batch_size=batch_size, shuffle=True,
                   verbose=verbose)
+    if freeze != 'frozen': standardize_inputs(model, images[np.sort(tr)], batch_size=64)  # the trunk has changed
     if bn_stats == 'precise': precise_bn_stats(model, images[np.sort(tr)], batch_size=64)  # curves: moving averages
     return h.history, model.predict(images[te], batch_size=64, verbose=0), model
 
@@ -323,6 +344,7 @@ def fit_cached_heads(stack, views, idxs, labels, epochs=15, batch_size=32, seeds
     subs = {tuple(range(n)): stack}  # a stack of the folds that take a step, per set of folds
     samplers = [ViewSampler(views, idx, labels, batch_size, s) for idx, s in zip(idxs, seeds)]
     population = lambda f: np.asarray(views[0][np.sort(idxs[f])])  # fold f's training images, unaugmented
+    for f in range(n): standardize_inputs(heads[f], population(f))  # as `fit_cached_head` does
     validate = [v is not None and len(v[1]) > 0 for v in validations]
     hists = [{} for _ in range(n)]
     for e in range(epochs):
@@ -558,7 +580,8 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100
         'models', 'folds', 'epochs', 'batch_size', 'val_split', 'views', 'freeze', 'preprocessing'))
     weights, seed, workers, precision, bn_stats = (p[k] for k in ('weights', 'seed', 'workers', 'precision', 'bn_stats'))
     input_size, augment = tuple(p['input_size']), None if p['augment'] is True else p['augment']  # True: the defaults
-    t_start, model_kwargs = time.perf_counter(), dict(model_kwargs or {})
+    t_start = time.perf_counter()
+    model_kwargs = {'standardize_trunk': True, **(model_kwargs or {})}  # the default spelt out: part of the run's identity
     cached = freeze == 'frozen' if cached is None else cached
     if cached and freeze != 'frozen': raise ValueError("cached features need a frozen backbone: use freeze='frozen' or cached=False")
     views = views if (augment is not False and views) else 1
