@@ -345,7 +345,9 @@ def extract_features(images, cache_dir, content_key, input_size=(100, 100), weig
     folder = Path(cache_dir)/f'features-{_digest(spec)}'
     folder.mkdir(parents=True, exist_ok=True)
     _remove_orphans(folder)
-    aug_key = _digest(dict(augment=augment or {}, seed=seed))
+    from mvgg19_nb.augment import AUGMENT_DEFAULTS
+    # the settings in force, defaults included: a changed default makes new views, not a reuse of the old ones
+    aug_key = _digest(dict(augment={**AUGMENT_DEFAULTS, **(augment or {})}, seed=seed))
     paths = [folder/('view0.npy' if v == 0 else f'view{v}-aug{aug_key}.npy') for v in range(views)]
     desc, why = _read_description(folder, spec)
     if desc is None:

@@ -15,7 +15,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
 from .features import PooledBD, build_cached_head, extract_features, _digest
 from .model import PAPER_BRANCHES, Standardize, build_model
-from .augment import build_augmenter
+from .augment import AUGMENT_DEFAULTS, build_augmenter
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
 from .params import check_params
 
@@ -591,7 +591,8 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100
     params = dict(dataset=ds.name, n=len(ds), content=_digest(digests), classes=[str(c) for c in ds.classes],
                   labels=_digest(labels.tolist()), models=list(models), input_size=list(input_size),
                   folds=folds, epochs=epochs, batch_size=batch_size, weights=str(weights), freeze=freeze, preprocessing=preprocessing,
-                  augment=augment, views=views, val_split=val_split, seed=seed, cached=cached, model_kwargs=model_kwargs,
+                  augment=augment if augment is False else {**AUGMENT_DEFAULTS, **(augment or {})},  # defaults spelt out
+                  views=views, val_split=val_split, seed=seed, cached=cached, model_kwargs=model_kwargs,
                   bn_stats=bn_stats, precision=precision, backend=keras.backend.backend(), keras=keras.__version__)
     run_dir = Path(out_dir)/f'{ds.name}-{_digest(params)}'
     run_dir.mkdir(parents=True, exist_ok=True)
