@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_experiment.ipynb #21e0ef66
 from __future__ import annotations
-import datetime, json, os, platform, re, shlex, shutil, subprocess, sys
+import contextlib, datetime, json, os, platform, re, shlex, shutil, subprocess, sys, tempfile, threading, time
 from importlib import metadata
 from pathlib import Path
 import numpy as np
@@ -13,10 +13,11 @@ import mvgg19_nb
 
 # %% auto #0
 __all__ = ['DATASET_KEYS', 'DATASET_NAMES', 'INPUT_SIZES', 'METRICS', 'BASELINE_NAMES', 'MODEL_NAMES', 'PAPER_TABLE1',
-           'PAPER_TABLE2', 'PAPER', 'RESULTS_VERSION', 'EXPERIMENT_DEFAULTS', 'BACKEND_LOG', 'provenance',
-           'audit_summary', 'results_record', 'write_results', 'read_results', 'repo_root', 'template_path',
-           'experiment_params', 'rerun_command', 'weights_banner', 'protocol_text', 'run_experiment', 'summary_table',
-           'summary_markdown_table', 'baselines_markdown_table', 'plot_summary', 'write_summary', 'read_summary_table']
+           'PAPER_TABLE2', 'PAPER', 'RESULTS_VERSION', 'EXPERIMENT_DEFAULTS', 'BACKEND_LOG', 'PROGRESS_ENV',
+           'provenance', 'audit_summary', 'results_record', 'write_results', 'read_results', 'repo_root',
+           'template_path', 'experiment_params', 'rerun_command', 'weights_banner', 'protocol_text',
+           'progress_to_terminal', 'run_experiment', 'summary_table', 'summary_markdown_table',
+           'baselines_markdown_table', 'plot_summary', 'write_summary', 'read_summary_table']
 
 # %% ../nbs/08_experiment.ipynb #593c644f
 # the paper's order; its Bridge row twice: SDNET2018, which the paper names, and DBCC, which the authors' code reads
@@ -246,9 +247,50 @@ def _retitle(path, dataset):
             break
     nbformat.write(nb, str(path))
 
+PROGRESS_ENV = 'MVGG19_PROGRESS_FILE'  # where a template run by `run_experiment` writes its progress lines
+
+@contextlib.contextmanager
+def progress_to_terminal():
+    "In a template run by `run_experiment`: print to the terminal running it, not to the page; yields whether it does."
+    path = os.environ.get(PROGRESS_ENV)
+    if not path: yield False; return
+    with open(path, 'a', buffering=1) as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f): yield True
+
+@contextlib.contextmanager
+def _quiet_kernel(follow=True):
+    """While a kernel runs the template: its own stdout and stderr (the backend's start-up lines, which the page
+    records anyway) go to /dev/null, not this terminal; with `follow`, the lines the template writes inside
+    `progress_to_terminal` are printed here as they come. This process keeps printing to the terminal."""
+    for s in (sys.stdout, sys.stderr): s.flush()
+    saved, streams = {fd: os.dup(fd) for fd in (1, 2)}, (sys.stdout, sys.stderr)
+    sys.stdout, sys.stderr = (os.fdopen(os.dup(saved[fd]), 'w', buffering=1) for fd in (1, 2))
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2): os.dup2(null, fd)  # what the kernel and its worker processes inherit
+    fd, path = tempfile.mkstemp(suffix='.progress', prefix='mvgg19_'); os.close(fd)
+    if follow: os.environ[PROGRESS_ENV] = path
+    done, out = threading.Event(), sys.stderr
+    def tail():
+        with open(path) as f:
+            while True:
+                line = f.readline()
+                if line: out.write(line); out.flush()
+                elif done.is_set(): return
+                else: time.sleep(0.2)
+    follower = threading.Thread(target=tail, daemon=True); follower.start()
+    try: yield
+    finally:
+        done.set(); follower.join(5)
+        os.environ.pop(PROGRESS_ENV, None); os.unlink(path)
+        for s in (sys.stdout, sys.stderr): s.close()
+        for fd in (1, 2): os.dup2(saved[fd], fd); os.close(saved[fd])
+        os.close(null)
+        sys.stdout, sys.stderr = streams
+
 def run_experiment(dataset, output=None, template=None, cwd=None, kernel_name='python3', progress_bar=False,
                    log_output=False, **params) -> Path:
-    "Execute the experiment template for `dataset` with papermill (cwd: the repository root); returns the executed notebook's path."
+    """Execute the experiment template for `dataset` with papermill (cwd: the repository root); returns the executed
+    notebook's path. The kernel's own output stays off the terminal; with `progress_bar`, the template's progress lines
+    (extraction per view, folds finished) are shown on it."""
     import papermill as pm
     template, cwd = Path(template or template_path()), Path(cwd or repo_root())
     params = experiment_params(dataset, **params)
@@ -258,8 +300,9 @@ def run_experiment(dataset, output=None, template=None, cwd=None, kernel_name='p
     out_dir = cwd/params.get('output_dir', EXPERIMENT_DEFAULTS['output_dir'])  # an absolute output_dir stays as it is
     output = Path(output) if output else out_dir/f'{dataset}.ipynb'
     output.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(str(template), str(output), parameters=params, cwd=str(cwd), kernel_name=kernel_name,
-                        progress_bar=progress_bar, log_output=log_output)
+    with _quiet_kernel(follow=progress_bar) if not log_output else contextlib.nullcontext():
+        pm.execute_notebook(str(template), str(output), parameters=params, cwd=str(cwd), kernel_name=kernel_name,
+                            progress_bar=progress_bar, log_output=log_output)
     _retitle(output, dataset)
     return output
 
