@@ -11,22 +11,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath
 import numpy as np
 import pandas as pd
-from PIL import Image
 from .data import DataError, load_magnetic_tile
-from .experiment import (DATASET_KEYS, DATASET_NAMES, EXPERIMENT_DEFAULTS, INPUT_SIZES, provenance,
-                                  read_results, repo_root, rerun_command, run_experiment, template_path, write_summary,
-                                  _jsonable)
-from .images import IMAGE_EXTS, ImageError, file_digest, image_info, load_image, n_workers
+from .experiment import (DATASET_KEYS, DATASET_NAMES, EXPERIMENT_DEFAULTS, INPUT_SIZES, default_input_size,
+                                  provenance, read_results, repo_root, rerun_command, run_experiment, template_path,
+                                  write_json, write_summary)
+from .images import (ImageError, file_digest, find_images, image_info, load_image, n_workers, progress_bar,
+                              resize_image)
 from .params import (ALLOWED, ParameterError, check_model_file, check_params, dataset_key,
                               model_constants)
 
 # %% auto #0
 __all__ = ['PATH_PARAMS', 'PATH_NOTES', 'EXPORT_TOLERANCE', 'TRAIN_UNUSED', 'RESERVED_COLUMNS', 'CARD_FORMAT', 'CARD_VERSION',
            'RECIPE_KEYS', 'CLIError', 'parse_value', 'parse_params', 'resolve_paths', 'check_writable_dir',
-           'template_parameters', 'parameters_help', 'build_parser', 'find_images', 'mask_files', 'select_images',
-           'read_batch', 'predictions_table', 'predict_images', 'OnnxModel', 'card_path', 'read_card', 'write_json',
-           'cv_metrics', 'find_datasets', 'check_run', 'set_aside_stale', 'summary_line', 'cmd_run', 'cmd_book',
-           'check_model_path', 'cmd_predict', 'cmd_train', 'check_images', 'cmd_export', 'main']
+           'template_parameters', 'parameters_help', 'build_parser', 'mask_files', 'select_images', 'read_batch',
+           'predictions_table', 'predict_chunks', 'predict_images', 'OnnxModel', 'card_path', 'read_card', 'cv_metrics',
+           'find_datasets', 'check_run', 'set_aside_stale', 'summary_line', 'cmd_run', 'cmd_book', 'check_model_path',
+           'cmd_predict', 'cmd_train', 'check_images', 'cmd_export', 'main']
 
 # %% ../nbs/09_cli.ipynb #59ebff96
 class CLIError(ValueError):
@@ -215,20 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/09_cli.ipynb #d15a36e2
-def find_images(inputs, extensions=IMAGE_EXTS):
-    "Image files among `inputs`: files as given, folders searched recursively (hidden entries skipped), no repeats."
-    out = []
-    for x in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs):
-        p = Path(x)
-        if p.is_dir():
-            for root, dirs, names in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-                out += [os.path.join(root, n) for n in sorted(names)
-                        if not n.startswith('.') and os.path.splitext(n)[1].lower() in extensions]
-        elif p.exists() or p.is_symlink(): out.append(str(p))
-        else: raise FileNotFoundError(f"{str(x)!r}: no such file or folder")
-    return list(dict.fromkeys(out))
-
 def _magnetic_tile_root(path):
     "The magnetic tile folder above `path` if `path` lies in its layout, `<root>/MT_<Class>/Imgs/<file>`; else None."
     p = Path(os.path.abspath(path))
@@ -272,11 +258,9 @@ def select_images(inputs, exclude=(), skip_masks=True, log=print) -> list:
 
 # %% ../nbs/09_cli.ipynb #88838e74
 def _read_sized(path, size):
-    "The image at `path` as training reads it (`load_image`, bilinear resize to `size`) and its own (height, width)."
+    "The image at `path` as training reads it (`load_image`, bilinear `resize_image` to `size`), and its own (h, w)."
     a = load_image(path)
-    hw = tuple(int(v) for v in a.shape[:2])
-    if hw != tuple(size): a = np.asarray(Image.fromarray(a).resize(tuple(size)[::-1], Image.Resampling.BILINEAR))
-    return a, hw
+    return resize_image(a, size), tuple(int(v) for v in a.shape[:2])
 
 def read_batch(paths, size, workers=None):
     "RGB uint8 `(N, *size, 3)` from image files, read as training reads them; returns `(batch, failures, sizes)`."
@@ -312,12 +296,18 @@ def predictions_table(paths, proba, classes, errors=None, positive_class=None, t
     return df
 
 # %% ../nbs/09_cli.ipynb #f35ba2ca
-def _progress_bar(total, show, desc='predicting'):
-    "A tqdm bar of `total` images, or None (not shown, or tqdm not installed)."
-    if not show: return None
-    try: from tqdm.auto import tqdm
-    except ImportError: return None
-    return tqdm(total=total, desc=desc, unit='img', leave=False)
+def predict_chunks(model, n, read, batch_size=32, progress=True):
+    """`(proba, errors)` of `model` on `n` images that `read(start, stop)` returns as `(x, {position: reason})`, read
+    `batch_size * 8` at a time: probabilities `(n, outputs)`, NaN where an image failed, and its reason ('' if none)."""
+    proba, errors, chunk = np.full((n, int(model.output_shape[-1])), np.nan, 'float32'), [''] * n, batch_size * 8
+    with progress_bar(total=n, show=progress, desc='predicting', unit='img') as bar:
+        for s in range(0, n, chunk):
+            x, fails = read(s, min(s + chunk, n))
+            ok = np.array([i not in fails for i in range(len(x))], bool)
+            if ok.any(): proba[s:s + len(x)][ok] = model.predict(x[ok], batch_size=batch_size, verbose=0)
+            for i, reason in fails.items(): errors[s + i] = reason
+            bar.update(len(x))
+    return proba, errors
 
 def _hw(hw) -> str: return f'{hw[0]}x{hw[1]}'
 def _count(n: int, word: str) -> str: return f"{n} {word}{'s' * (n != 1)}"
@@ -329,17 +319,12 @@ def predict_images(model, paths, classes=None, batch_size=32, progress=True, pos
     size, n_out = tuple(int(v) for v in model.input_shape[1:3]), int(model.output_shape[-1])
     classes = [str(c) for c in classes] if classes else [f'class_{k}' for k in range(n_out)]
     if len(classes) != n_out: raise ValueError(f"{len(classes)} class names for a model with {n_out} outputs")
-    known = {tuple(s) for s in known_sizes} if known_sizes else {size}
-    proba, errors, other = np.full((len(paths), n_out), np.nan, 'float32'), [''] * len(paths), []
-    bar, chunk = _progress_bar(len(paths), progress), batch_size * 8
-    for s in range(0, len(paths), chunk):
-        x, fails, sizes = read_batch(paths[s:s + chunk], size)
-        ok = np.array([i not in fails for i in range(len(x))], bool)
-        if ok.any(): proba[s:s + len(x)][ok] = model.predict(x[ok], batch_size=batch_size, verbose=0)
-        for i, reason in fails.items(): errors[s + i] = reason
-        other += [(paths[s + i], hw) for i, hw in enumerate(sizes) if hw is not None and hw not in known]
-        if bar is not None: bar.update(len(x))
-    if bar is not None: bar.close()
+    known, sizes = {tuple(s) for s in known_sizes} if known_sizes else {size}, [None] * len(paths)
+    def read(start, stop):
+        x, fails, sizes[start:stop] = read_batch(paths[start:stop], size)
+        return x, fails
+    proba, errors = predict_chunks(model, len(paths), read, batch_size, progress)
+    other = [(p, hw) for p, hw in zip(paths, sizes) if hw is not None and hw not in known]
     if other:
         seen = ', '.join(map(_hw, sorted(known)[:5])) + ', ...' * (len(known) > 5)
         was = (f"a size the training images did not have ({seen})" if known_sizes
@@ -354,9 +339,12 @@ class OnnxModel:
         try: import onnxruntime as ort
         except ImportError as e:
             raise CLIError(f"ONNX models need onnxruntime ({e}): pip install onnxruntime") from None
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors  # its exception types
+        unloadable = (ort_errors.InvalidProtobuf, ort_errors.InvalidArgument, ort_errors.InvalidGraph, ort_errors.Fail,
+                      ort_errors.NotImplemented)  # not a model (e.g. an image, an empty file), or one it cannot run
         providers = [p for p in ort.get_available_providers() if p != 'AzureExecutionProvider']  # (remote inference)
         try: self.session = ort.InferenceSession(str(path), providers=providers)
-        except Exception as e:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
+        except unloadable as e:
             why = str(e).split(':')[-1].strip() or type(e).__name__
             raise ParameterError(f"not an ONNX model file: {path} ({why}); export one with "
                                  "mvgg19 export MODEL.keras --format onnx --out MODEL.onnx") from None
@@ -379,8 +367,9 @@ class OnnxModel:
 # %% ../nbs/09_cli.ipynb #776e633f
 CARD_FORMAT = 'mvgg19 model card'
 CARD_VERSION = 1
+# what a results file must share with a trained model, besides its images
 RECIPE_KEYS = ('weights', 'freeze', 'input_size', 'epochs', 'batch_size', 'augment', 'views', 'seed', 'preprocessing',
-               'bn_stats', 'precision', 'standardize_trunk')  # what a results file must share with a trained model, besides its images
+               'bn_stats', 'precision', 'standardize_trunk')
 
 def card_path(model_path) -> Path:
     "The model card of the model file (or SavedModel folder) `model_path`: beside it, the same name ending in .json."
@@ -394,7 +383,7 @@ def read_card(model_path, log=print) -> dict|None:
     p = card_path(model_path)
     if not p.is_file(): return None
     try: card = json.loads(p.read_text(encoding='utf-8'))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CLIError(f"model card {p} cannot be read ({e}); fix or remove it") from None
     if not _is_card(card): log(f"{p} is not a model card (no \"format\": \"{CARD_FORMAT}\"): not used"); return None
     digests = {card.get('model_file', {}).get('sha1')} | {e.get('sha1') for e in card.get('exports', [])}
@@ -402,14 +391,6 @@ def read_card(model_path, log=print) -> dict|None:
         raise CLIError(f"model card {p} describes another file than {model_path} (SHA-1 differs): remove the card, "
                        "or train (export) the model again")
     return card
-
-def write_json(path, obj) -> Path:
-    "Write `obj` to `path` as JSON (NaN as null), atomically: a reader sees the old file or the new one."
-    path = Path(path)
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    tmp.write_text(json.dumps(_jsonable(obj), indent=1, allow_nan=False) + '\n', encoding='utf-8')
-    os.replace(tmp, path)
-    return path
 
 # %% ../nbs/09_cli.ipynb #1869d63d
 def _stats(rec) -> dict: return {'mean': rec.get('mean'), 'std': rec.get('std')}
@@ -421,7 +402,7 @@ def cv_metrics(results, dataset, classes, content, model, params) -> tuple:
         run = rerun_command(dataset, {k: v for k, v in params.items() if k != 'models'})
         return None, f"no cross-validated metrics for the card: no results file {p} (`{run}` writes it)"
     try: rec = read_results(p)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         return None, f"no cross-validated metrics for the card: {p} cannot be read ({e})"
     got, cv = rec.get('parameters') or {}, rec.get('cross_validation') or {}
     diff = [f"dataset {rec.get('dataset')!r}"] * (rec.get('dataset') != dataset)
@@ -462,7 +443,7 @@ def check_run(datasets: dict, params: dict) -> dict:
     from mvgg19_nb.data import Dataset
     runs, problems = {}, []
     for n, ds in datasets.items():
-        size = {'input_size': INPUT_SIZES.get(n, EXPERIMENT_DEFAULTS['input_size'])}
+        size = {'input_size': default_input_size(n)}
         merged = {**EXPERIMENT_DEFAULTS, **size, **params, 'dataset': ds if isinstance(ds, Dataset) else n}
         try: checked = check_params(**merged)
         except ParameterError as e: problems += [p for p in e.problems if p not in problems]; continue
@@ -482,7 +463,7 @@ def set_aside_stale(path, since: float, log=print):
 # %% ../nbs/09_cli.ipynb #2a603032
 def summary_line(rec: dict) -> str:
     "One line from a results record: each model's accuracy and balanced accuracy beside the majority rate and probes."
-    pct = lambda r, k: f"{100 * r['mean'][k]:.1f} %" if k in r.get('mean', {}) else 'n/a'  # older records lack some keys
+    pct = lambda r, k: f"{100 * r['mean'][k]:.1f} %" if k in r.get('mean', {}) else 'n/a'  # older records lack some
     names = {'vgg19': 'VGG19', 'mvgg19': 'MVGG19', 'majority': 'majority rate', 'probe_trunk': 'linear probe (trunk)',
              'probe_all': 'linear probe (all)'}
     parts = [f"{names.get(m, m)} {pct(r, 'accuracy')} (balanced {pct(r, 'balanced_accuracy')})"
@@ -606,7 +587,10 @@ def cmd_predict(args, log=print) -> int:
     if path.suffix.lower() == '.onnx': model = OnnxModel(path); classes = model.classes
     else:
         try: from mvgg19_nb.predict import load_model
-        except ImportError as e: raise CLIError(f'.keras models need mvgg19_nb.predict, which failed to import: {e}')
+        except ModuleNotFoundError as e:  # Keras or TensorFlow missing (an ONNX-only install); our own bugs speak
+            if (e.name or '').split('.')[0] == 'mvgg19_nb': raise
+            raise CLIError(f".keras models need {e.name}, which is not installed here ({e}): install it, or predict "
+                           "with the model's ONNX export (mvgg19 export MODEL.keras --format onnx)") from None
         model, classes = load_model(path)
     if card is not None and classes is not None and list(card['classes']) != list(classes):
         raise CLIError(f"model card {card_path(path)} names the classes {card['classes']} but the model carries "
@@ -634,7 +618,7 @@ def _not_a_card(path) -> bool:
     "Whether `path` exists and is something other than a model card (a results file, another JSON, a folder)."
     if not os.path.lexists(path): return False
     try: return not _is_card(json.loads(Path(path).read_text(encoding='utf-8')))
-    except (OSError, UnicodeDecodeError, ValueError): return True
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError): return True
 
 def _image_sizes(paths, top=50) -> list:
     "The sizes of the images `paths`, read from their headers, most common first: `[{'size': [h, w], 'images': n}]`."
@@ -650,7 +634,7 @@ def cmd_train(args, log=print) -> int:
     if 'models' in params:
         raise CLIError("models: train makes one model; choose it with --model (mvgg19, the default, or vgg19)")
     key = dataset_key(args.dataset)
-    size = {'input_size': INPUT_SIZES.get(key, EXPERIMENT_DEFAULTS['input_size'])}
+    size = {'input_size': default_input_size(key)}
     merged = {**EXPERIMENT_DEFAULTS, **size, **params}
     p = check_params(**{k: v for k, v in merged.items() if k not in ('dataset', 'models')})
     if p['freeze'] != 'frozen':

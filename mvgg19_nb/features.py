@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import keras
 from keras import layers, ops
-from .model import (DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_backbone, branch_name, check_weights, trunk_output,
-                             classifier_head, resolve_input_size)
+from .model import (DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_backbone, branch_name, check_weights,
+                             trunk_output, classifier_head, resolve_input_size)
+from .images import write_atomic
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'DESCRIPTION', 'DESCRIPTION_FORMAT', 'SpatialMoments', 'cpu_flags', 'native_bfloat16',
@@ -262,15 +263,6 @@ def open_features(paths, layout, folder):
 # %% ../nbs/04_features.ipynb #7eb5e6ea
 DESCRIPTION, DESCRIPTION_FORMAT = 'layout.json', 2  # the cache's description: spec, layout and one entry per view
 
-def _write_atomic(path, write, before_replace=None):
-    "`write(tmp)`, `before_replace(tmp)`, then move `tmp` to `path`: a kill leaves the old file or the new one, whole."
-    tmp = path.with_name(f'{path.name}.tmp{os.getpid()}{path.suffix}')
-    try:
-        write(tmp)
-        if before_replace: before_replace(tmp)
-        os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
-
 def _file_digest(path):
     "blake2b of the file at `path`, read in 4 MiB blocks."
     h = hashlib.blake2b(digest_size=20)
@@ -330,9 +322,9 @@ def _remove_orphans(folder):
 # %% ../nbs/04_features.ipynb #daeaa390
 def _save_description(folder, desc):
     "Write the cache description of `folder` atomically."
-    _write_atomic(folder/DESCRIPTION, lambda tmp: tmp.write_text(json.dumps(desc, indent=1)))
+    write_atomic(folder/DESCRIPTION, json.dumps(desc, indent=1))
 
-def extract_features(images, cache_dir, content_key, input_size=(100, 100), weights='imagenet',
+def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SIZE, weights='imagenet',
                      branches=PAPER_BRANCHES, trunk='block5_pool', preprocessing='vgg', seed=0, views=1,
                      augment=None, batch_size=64, progress=True, precision='float32'):
     """Backbone features of `images` (N, H, W, 3 uint8, or a callable returning them), view 0 and `views-1` augmented.
@@ -377,12 +369,13 @@ def extract_features(images, cache_dir, content_key, input_size=(100, 100), weig
             if progress:
                 print(f'extracting view {v}: {len(x)} images, {input_size[0]}x{input_size[1]}, {precision}', flush=True)
             f = ext.predict(x, batch_size=batch_size, verbose=int(bool(progress)) * 2).astype('float32')
-            def describe(tmp, name=paths[v].name, shape=list(f.shape)):  # the entry before the file itself
+            def save_view(tmp, f=f, name=paths[v].name):  # the file, then its entry, then the file moved in place
+                with open(tmp, 'wb') as out: np.save(out, f)  # (a file object: np.save adds no `.npy` to the name)
                 st = tmp.stat()  # os.replace keeps the size and mtime
-                desc['views'][name] = dict(shape=shape, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                desc['views'][name] = dict(shape=list(f.shape), size=st.st_size, mtime_ns=st.st_mtime_ns,
                                            blake2b=_file_digest(tmp))
                 _save_description(folder, desc)
-            _write_atomic(paths[v], lambda tmp: np.save(tmp, f), describe)
+            write_atomic(paths[v], save_view)
     elif any(desc['views'][k]['mtime_ns'] != m for k, m in mtimes.items()): _save_description(folder, desc)
     feats = open_features(paths, desc['layout'], folder)
     feats.extract_s = time.perf_counter() - t0 if todo else 0.0

@@ -14,8 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['MIN_SIDE', 'RESAMPLING', 'IMAGE_EXTS', 'ImageError', 'make_image', 'write_layout', 'to_rgb', 'resize_image',
-           'load_image', 'ImageInfo', 'image_info', 'check_size', 'file_digest', 'scan_folder', 'Failure',
-           'progress_bar', 'cpu_cores', 'n_workers', 'load_images', 'as_batch', 'find_images']
+           'load_image', 'ImageInfo', 'image_info', 'check_size', 'file_digest', 'write_atomic', 'scan_folder',
+           'Failure', 'progress_bar', 'cpu_cores', 'n_workers', 'load_images', 'as_batch', 'find_images']
 
 # %% ../nbs/00_images.ipynb #01ed64e5
 class ImageError(ValueError):
@@ -174,6 +174,19 @@ def file_digest(path, chunk=1<<20) -> str:
     with open(path, 'rb') as f:
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
+
+# %% ../nbs/00_images.ipynb #d1ba03d3
+def write_atomic(path, content) -> Path:
+    "Write `content` to `path` atomically: text (UTF-8), bytes, or a function `content(tmp)` that writes file `tmp`."
+    path = Path(path)
+    tmp = path.with_name(f'{path.name}.tmp{os.getpid()}')
+    try:
+        if callable(content): content(tmp)
+        elif isinstance(content, (bytes, bytearray)): tmp.write_bytes(content)
+        else: tmp.write_text(content, encoding='utf-8')
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+    return path
 
 # %% ../nbs/00_images.ipynb #ff234a3e
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.gif', '.webp', '.ppm', '.pgm', '.pbm')

@@ -145,13 +145,12 @@ def test_predict_missing_model_answers_before_tensorflow(tmp_path):
     (tmp_path/'a.png').write_bytes(b'x')
     code = ("import sys; from mvgg19_nb.cli import main; rc = main(sys.argv[1:]); "
             "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules)); sys.exit(rc)")
-    t = time.perf_counter()
     r = subprocess.run([sys.executable, '-c', code, 'predict', str(tmp_path/'missing.keras'), str(tmp_path)],
                        capture_output=True, text=True)
-    wall = time.perf_counter() - t
+    # answered before TensorFlow: neither Keras nor TensorFlow was imported (what makes it fast; a wall-clock bound
+    # would depend on the machine and on its load)
     assert r.returncode == 2 and r.stdout.strip() == '[]', (r.stdout, r.stderr)
     assert r.stderr.splitlines() == [f"mvgg19 predict: error: model file '{tmp_path/'missing.keras'}' not found"]
-    assert wall < 3, f'{wall:.1f} s'
 
 
 @pytest.mark.parametrize('name,why', [('text.keras', 'not a .keras archive'), ('text.h5', 'not an HDF5 file'),

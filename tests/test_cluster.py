@@ -12,7 +12,7 @@ import pytest
 
 from mvgg19_nb import cluster, train
 from mvgg19_nb.cluster import init_ray, run_folds_ray, sweep
-from mvgg19_nb.data import load_dataset
+from mvgg19_nb.data import DataNotFoundError, load_dataset
 from mvgg19_nb.train import cross_validate
 
 # Ray's workers train with the thread count loky's would (cores // workers), so the probabilities usually agree
@@ -34,7 +34,7 @@ def ray():
 @pytest.fixture(scope='module')
 def ds():
     try: return load_dataset('magnetic_tile').sample(36, seed=0)
-    except Exception as e: pytest.skip(f'magnetic tile data not found ({e}); set MVGG19_DATA')
+    except DataNotFoundError as e: pytest.skip(f'magnetic tile data not found ({e}); set MVGG19_DATA')
 
 
 def _cv_on_ray(ds, out_dir, cache_dir, **ray_kwargs):

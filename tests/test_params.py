@@ -1,5 +1,5 @@
 "Every parameter rule of `check_params`, through the API and through `mvgg19 run` (refused before papermill starts)."
-import os, subprocess, sys, tempfile, time, zipfile
+import os, subprocess, sys, tempfile, zipfile
 os.environ.setdefault('KERAS_HOME', os.path.join(tempfile.gettempdir(), 'mvgg19_keras_home'))
 from pathlib import Path
 
@@ -236,10 +236,8 @@ def test_cli_refuses_fast_without_keras_or_papermill(tmp_path):
     code = ("import sys; from mvgg19_nb.cli import main; rc = main(sys.argv[1:]); "
             "print(sorted(m for m in ('keras', 'tensorflow', 'papermill') if m in sys.modules)); sys.exit(rc)")
     for args in (['-p', 'epochs', '0'], ['-p', 'models', '[resnet50]'], ['-p', 'batch_size', '0'], ['-p', 'folds', '9']):
-        t = time.perf_counter()
         r = subprocess.run([sys.executable, '-c', code, 'run', 'folder', '-p', 'data_root', str(ds), *args],
                            capture_output=True, text=True, cwd=tmp_path)
-        wall = time.perf_counter() - t
+        # fast: nothing heavy imported (a wall-clock bound would depend on the machine and on its load)
         assert r.returncode == 2 and r.stdout.strip() == '[]', (r.stdout, r.stderr)
         assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith('mvgg19 run: error: '), r.stderr
-        assert wall < 5, f'{args}: {wall:.1f} s'

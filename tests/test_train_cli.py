@@ -92,12 +92,10 @@ def test_train_mistakes_answer_in_a_line_before_tensorflow(tmp_path):
              (['train', 'casting', '-p', 'freeze', 'finetune', '--out', str(tmp_path/'a.keras')],
               "needs freeze='frozen'")]
     for argv, says in cases:
-        t = time.perf_counter()
         r = subprocess.run([sys.executable, '-c', code, *argv], capture_output=True, text=True, timeout=60)
-        wall = time.perf_counter() - t
+        # before TensorFlow: neither Keras nor TensorFlow imported (a wall-clock bound would depend on the machine)
         assert r.returncode == 2 and r.stdout.strip() == '[]', (argv, r.stdout, r.stderr)
         assert len(r.stderr.splitlines()) == 1 and says in r.stderr and r.stderr.startswith('mvgg19 train: error: ')
-        assert wall < 5, f'{argv}: {wall:.1f} s'
     assert not list(tmp_path.glob('*.keras'))
 
 
