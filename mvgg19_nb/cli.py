@@ -509,7 +509,10 @@ def cmd_run(args, log=print) -> int:
         t0 = time.time()
         try: run_experiment(n, output=out, progress_bar=not args.no_progress, log_output=args.log_output, **p)
         except pm.PapermillExecutionError as e:
-            set_aside_stale(results, t0, log); failed.append(n)
+            failed.append(n)
+            if e.ename == 'RunLocked':  # another run is in that run folder: its notebook and results are left to it
+                log(f"{n} not run: {e.evalue}"); continue
+            set_aside_stale(results, t0, log)
             log(f"{n} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. The failed notebook {out} shows where; "
                 "fix the cause and rerun, or delete it before building the book")
             continue

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #1e14e9de
 from __future__ import annotations
-import functools, json, os, time, warnings
+import contextlib, functools, hashlib, json, os, socket, threading, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -13,17 +13,20 @@ from keras import ops
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
-from .features import PooledBD, build_cached_head, extract_features, _digest
+from .features import PooledBD, build_cached_head, extract_features, _digest, _remove_orphans
 from .model import PAPER_BRANCHES, Standardize, build_model
 from .augment import AUGMENT_DEFAULTS, build_augmenter
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
 from .params import check_params
+try: import fcntl  # run folder locks (POSIX)
+except ImportError: fcntl = None
 
 # %% auto #0
-__all__ = ['BN_STATS', 'VARIANCE_FLOOR', 'HEAD_KEYS', 'BASELINES', 'STACKED_WORKERS', 'BACKENDS', 'HEADS', 'duplicate_groups',
-           'make_folds', 'split_validation', 'FusedAdam', 'ViewSampler', 'bn_layers', 'precise_bn_stats',
-           'standardize_inputs', 'fit_cached_head', 'FoldAdam', 'FoldStack', 'compile_stack', 'predict_heads',
-           'fit_cached_heads', 'probe_features', 'compute_baselines', 'CVResult', 'default_workers', 'cross_validate']
+__all__ = ['BN_STATS', 'VARIANCE_FLOOR', 'HEAD_KEYS', 'BASELINES', 'FOLD_FORMAT', 'LOCK_FILE', 'STACKED_WORKERS', 'BACKENDS',
+           'HEADS', 'duplicate_groups', 'make_folds', 'split_validation', 'FusedAdam', 'ViewSampler', 'bn_layers',
+           'precise_bn_stats', 'standardize_inputs', 'fit_cached_head', 'FoldAdam', 'FoldStack', 'compile_stack',
+           'predict_heads', 'fit_cached_heads', 'probe_features', 'compute_baselines', 'CVResult', 'DamagedFold',
+           'check_fold', 'RunLocked', 'run_lock', 'default_workers', 'cross_validate']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -443,16 +446,97 @@ class CVResult:
         return pd.concat({m: summarize(self.metrics(m)) for m in (*self.runs, *self.baselines)})
 
 # %% ../nbs/05_train.ipynb #d1b899e8
+FOLD_FORMAT = 2  # fold files carry their identity and a checksum from this format on
+
+class DamagedFold(ValueError):
+    "A fold file that cannot be read or does not hold the fold it should: the message names the file and why."
+
 def _fold_file(run_dir, model, k): return Path(run_dir)/model/f'fold{k}.npz'
 
-def _save_fold(path, te, proba, history, timing):
+def _fold_checksum(te, proba, history, timing):
+    "blake2b of a fold file's arrays (dtype, shape, bytes) and of its history and timing (JSON strings)."
+    h = hashlib.blake2b(digest_size=16)
+    for a in (np.asarray(te), np.asarray(proba)):
+        h.update(f'{a.dtype.str}{a.shape}'.encode()); h.update(np.ascontiguousarray(a).tobytes())
+    for s in (history, timing): h.update(s.encode())
+    return h.hexdigest()
+
+_WRITING = {}  # the temporary file this process is writing: a worker whose parent ended deletes it (`_watch_parent`)
+
+def _save_fold(path, te, proba, history, timing, model, k, run):
+    """Write fold `k` of `model` in the run `run` (its parameters' digest) to `path`, atomically: test indices,
+    probabilities, history, timing, and the identity `check_fold` verifies."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f'.tmp{os.getpid()}.npz')
-    np.savez(tmp, test=te, proba=proba, history=json.dumps(history), timing=json.dumps(timing))
-    os.replace(tmp, path)
+    history, timing = json.dumps(history), json.dumps(timing)
+    identity = dict(format=FOLD_FORMAT, model=model, fold=int(k), test=_digest(np.asarray(te).tolist()), run=run,
+                    checksum=_fold_checksum(te, proba, history, timing))
+    _WRITING['tmp'] = tmp
+    try:
+        np.savez(tmp, test=te, proba=proba, history=history, timing=timing, identity=json.dumps(identity))
+        os.replace(tmp, path)
+    finally:
+        _WRITING.pop('tmp', None)
+        tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves nothing behind
 
 def _load_fold(path):
+    "(test, proba, history, timing) of a fold file, unverified: `check_fold` reads it for the run."
     with np.load(path) as z: return z['test'], z['proba'], json.loads(str(z['history'])), json.loads(str(z['timing']))
+
+def check_fold(path, model, k, test, run):
+    """(test, proba, history, timing) of the fold file `path` if it holds fold `k` of `model` on the test indices
+    `test`, in the run whose parameters' digest is `run`, and its arrays match their checksum; else `DamagedFold`."""
+    def bad(why): return DamagedFold(f'fold file {path} {why}')
+    try:
+        with open(path, 'rb') as f:  # closed however np.load fails
+            if os.fstat(f.fileno()).st_size == 0: raise bad('is empty (0 bytes)')
+            with np.load(f) as z:
+                if 'identity' not in z.files:
+                    raise bad('has no identity (written by an older version): it cannot be verified')
+                ident = json.loads(str(z['identity']))
+                te, proba, history, timing = z['test'], z['proba'], str(z['history']), str(z['timing'])
+    except DamagedFold: raise
+    except Exception as e:
+        raise bad(f'cannot be read, truncated or damaged ({type(e).__name__}: {e})') from None
+    if not isinstance(ident, dict) or ident.get('format') != FOLD_FORMAT:
+        raise bad(f'has an identity of another format ({ident!r:.80}), not format {FOLD_FORMAT}')
+    if (ident.get('model'), ident.get('fold')) != (model, int(k)):
+        raise bad(f"holds fold {ident.get('fold')} of {ident.get('model')}, not fold {k} of {model}")
+    if ident.get('run') != run: raise bad(f"is from another run ({ident.get('run')}, not {run})")
+    if ident.get('test') != _digest(np.asarray(test).tolist()) or not np.array_equal(te, test):
+        raise bad(f'holds the results of other test images than fold {k} has')
+    if ident.get('checksum') != _fold_checksum(te, proba, history, timing):
+        raise bad('was modified: its arrays no longer match their checksum')
+    if proba.ndim != 2 or len(proba) != len(te): raise bad(f'holds {proba.shape} probabilities for {len(te)} images')
+    return te, proba, json.loads(history), json.loads(timing)
+
+def _say(msg, progress):
+    "A line for the user: printed with `progress`, else a warning (templates and notebooks run without progress)."
+    if progress: print(msg, flush=True)
+    else: warnings.warn(msg, stacklevel=3)
+
+def _reuse_fold(path, model, k, test, run, progress):
+    """Whether the fold file `path` is there and `check_fold` accepts it; a damaged one is moved aside to
+    `<path>.bad`, with a line naming it and why (`_say`)."""
+    if not path.exists(): return False
+    try: check_fold(path, model, k, test, run); return True
+    except DamagedFold as e:
+        os.replace(path, path.with_name(path.name + '.bad'))
+        _say(f'{e}; moved aside to {path.name}.bad, training fold {k} of {model} again', progress)
+        return False
+
+def _read_baselines(path, n, progress):
+    "The baselines of `n` images saved at `path`; None if there are none, or if the file is damaged (moved aside)."
+    if not path.exists(): return None
+    try:
+        with open(path, 'rb') as f, np.load(f) as z: found = {k: z[k] for k in BASELINES}
+        if any(len(v) != n for v in found.values()): raise ValueError(f'they are not of {n} images')
+        return found
+    except Exception as e:
+        os.replace(path, path.with_name(path.name + '.bad'))
+        _say(f'baselines file {path} cannot be read, truncated or damaged ({type(e).__name__}: {e}); moved aside '
+             f'to {path.name}.bad, computing them again', progress)
+        return None
 
 def _run_fold(task, shared):
     """Train and test one model on one fold and save its fold file; in this process or in a worker. Returns
@@ -470,7 +554,8 @@ def _run_fold(task, shared):
                             s['preprocessing'], s['bn_stats'])
     fit_s = time.perf_counter() - t0
     h = {key: [float(x) for x in v] for key, v in h.items()}
-    _save_fold(_fold_file(s['run_dir'], m, k), te, p, h, dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid()))
+    timing = dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid())
+    _save_fold(_fold_file(s['run_dir'], m, k), te, p, h, timing, m, k, s['run_id'])
     return m, k, fit_s
 
 def _run_stack(task, shared):
@@ -486,9 +571,38 @@ def _run_stack(task, shared):
     for k, tr, va, te, h, p in zip(ks, trs, vas, tes, hists, probas):
         h = {key: [float(x) for x in v] for key, v in h.items()}
         timing = dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid(), stacked=len(ks))
-        _save_fold(_fold_file(s['run_dir'], m, k), te, p, h, timing)
+        _save_fold(_fold_file(s['run_dir'], m, k), te, p, h, timing, m, k, s['run_id'])
         done.append((m, k, fit_s))
     return done
+
+# %% ../nbs/05_train.ipynb #5d75b79c
+LOCK_FILE = '.lock'  # in the run folder: held (flock) by the process running there, with its pid and host inside
+
+class RunLocked(RuntimeError):
+    "Another process is running in this run folder: the message names the folder and that process."
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold an exclusive lock on `run_dir` (`flock` on its `.lock` file, released when this process ends however it
+    ends) while the block runs; `RunLocked` at once if another process holds it. Unlocked where the OS has no flock."""
+    path = Path(run_dir)/LOCK_FILE
+    f = open(path, 'a+')
+    try:
+        locked = fcntl is not None
+        if locked:
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0); who = f.read().split()
+                holder = f'process {who[0]} on {who[1]}' if len(who) == 2 else 'another process'
+                raise RunLocked(f'run folder {run_dir} is in use by {holder} (a cross_validate or mvgg19 run with the '
+                                'same parameters): wait for it to end, or stop it, then rerun to resume') from None
+            except OSError as e:  # a file system without locks (some network mounts): run, unlocked, and say so
+                warnings.warn(f'cannot lock the run folder {run_dir} ({e}): nothing stops a second run from writing '
+                              'there at the same time', stacklevel=3)
+                locked = False
+        if locked: f.seek(0); f.truncate(); f.write(f'{os.getpid()} {socket.gethostname()}\n'); f.flush()
+        yield path
+    finally: f.close()
 
 # %% ../nbs/05_train.ipynb #46d3a921
 def _cores(): return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
@@ -512,7 +626,37 @@ def _limit_threads(threads):
     elif keras.backend.backend() == 'jax' and threads == 1 and 'multi_thread_eigen' not in os.environ.get('XLA_FLAGS', ''):
         os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1').strip()
 
-def _worker_fold(task, shared, threads):
+_WATCH = {}  # in a worker: the pid of the process it trains folds for, and the thread watching it
+
+def _alive(pid):
+    "Whether process `pid` is running (a zombie, ended but not yet collected by its parent, is not)."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True  # another user's process: it exists
+    if not Path('/proc/self/stat').exists(): return True  # no /proc (macOS): os.kill's answer
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+    except (FileNotFoundError, ProcessLookupError): return False  # ended between the two looks
+
+def _watch_parent(pid, every=1.0):
+    """In a worker: end this process (`os._exit`) within `every` seconds of process `pid` ending, however it ended,
+    deleting the temporary fold file it was writing; one watching thread per worker."""
+    _WATCH['pid'] = pid
+    if 'thread' in _WATCH: return  # a later fold: the thread reads the pid again
+    ppid = os.getppid()
+    def watch():
+        while True:
+            time.sleep(every)
+            p = _WATCH['pid']
+            if not _alive(p) or (p == ppid and os.getppid() != ppid):  # or this worker was handed to another parent
+                tmp = _WRITING.get('tmp')
+                if tmp is not None: Path(tmp).unlink(missing_ok=True)
+                os._exit(1)
+    _WATCH['thread'] = threading.Thread(target=watch, name='mvgg19-watch-parent', daemon=True)
+    _WATCH['thread'].start()
+
+def _worker_fold(task, shared, threads, parent=None):
+    "A fold (or stack) in a loky worker with `threads` threads, which ends with the process `parent` that started it."
+    if parent is not None: _watch_parent(parent)
     _limit_threads(threads)
     return _run_fold(task, shared)
 
@@ -536,7 +680,8 @@ def _run_folds(tasks, shared, workers, backend='loky'):
     else:
         from mvgg19_nb import train  # by module name, so that workers import it rather than unpickle it from a notebook
         run = Parallel(n_jobs=workers, backend='loky', batch_size=1, return_as='generator_unordered')
-        done = run(delayed(train._worker_fold)(t, shared, max(1, _cores() // workers)) for t in tasks)
+        threads = max(1, _cores() // workers)
+        done = run(delayed(train._worker_fold)(t, shared, threads, os.getpid()) for t in tasks)
     for r in done: yield from (r if isinstance(r, list) else [r])  # a stacked task reports each of its folds
 
 # %% ../nbs/05_train.ipynb #8c5e6b10
@@ -560,7 +705,8 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100
                    bn_stats='precise', baselines=True, precision='float32', heads='per_fold', backend='loky'):
     """Stratified `folds`-fold cross-validation of each of `models` on `ds`, on the same folds.
     `augment`: dict of `build_augmenter` settings, None for its defaults, False for none. `cached`: None picks the
-    feature cache when `freeze='frozen'`. Finished folds in `out_dir` are reused by a rerun with the same parameters.
+    feature cache when `freeze='frozen'`. Finished folds in `out_dir` are reused by a rerun with the same parameters,
+    once verified (`check_fold`); a run holds its folder (`run_lock`): a second one there at once stops (`RunLocked`).
     `workers`: processes training folds in parallel (None: `default_workers`); results agree to float rounding.
     `bn_stats`: 'precise' (BatchNorm statistics recomputed after training) or 'ema' (Keras's moving averages).
     `baselines`: also score the majority rate and linear probes on the cached features, on the same folds.
@@ -594,61 +740,69 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100
                   augment=augment if augment is False else {**AUGMENT_DEFAULTS, **(augment or {})},  # defaults spelt out
                   views=views, val_split=val_split, seed=seed, cached=cached, model_kwargs=model_kwargs,
                   bn_stats=bn_stats, precision=precision, backend=keras.backend.backend(), keras=keras.__version__)
-    run_dir = Path(out_dir)/f'{ds.name}-{_digest(params)}'
+    run_id = _digest(params)  # the run's identity, in its folder's name and in each of its fold files
+    run_dir = Path(out_dir)/f'{ds.name}-{run_id}'
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir/'params.json').write_text(json.dumps(params, indent=1, default=str))
-    res = CVResult(ds.name, list(ds.classes), labels, fold_idx, params, timings={'extract_s': 0.0})
-    pending = [(m, k) for m in models for k in range(folds) if not _fold_file(run_dir, m, k).exists()]
-    images = feats = None
-    def features(n_views):
-        return extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or Path(out_dir)/'cache',
-                                params['content'], input_size, weights, trunk=model_kwargs.get('trunk', 'block5_pool'),
-                                branches=model_kwargs.get('branches', PAPER_BRANCHES), preprocessing=preprocessing,
-                                seed=seed, views=n_views, augment=augment or None, progress=progress,
-                                precision=precision)
-    if pending and cached:
-        feats = features(views)
-        res.timings['extract_s'] = feats.extract_s
-    elif pending: images = ds.load(input_size, progress=progress)
-    num_classes = len(ds.classes)
-    splits = [split_validation(np.setdiff1d(np.arange(len(ds)), te), labels, groups, val_split, seed + k)
-              for k, te in enumerate(fold_idx)]  # (train, validation) of each fold, the same for every model
-    if backend == 'serial': workers = 1  # everything in this process
-    stacked = heads == 'stacked' and cached and backend != 'ray'  # a Ray task is one fold (mvgg19_nb.cluster)
-    if stacked:  # one stack per model, or more where workers would otherwise wait
-        asked = STACKED_WORKERS if workers is None else workers
-        tasks = _stacked_tasks(pending, splits, fold_idx, -(-asked // max(1, len({m for m, _ in pending}))))
-        workers = max(1, min(asked, len(tasks)))
-    else:
-        tasks = [(m, k, *splits[k], fold_idx[k]) for m, k in pending]
-        workers = (default_workers(len(pending), cached) if workers is None or not cached
-                   else max(1, min(workers, len(pending))))
-    shared = dict(feats=feats, images=images, labels=labels, num_classes=num_classes, input_size=input_size, epochs=epochs,
-                  batch_size=batch_size, seed=seed, verbose=2 if progress and workers == 1 else 0, model_kwargs=model_kwargs,
-                  augment=augment, weights=weights, freeze=freeze, preprocessing=preprocessing, run_dir=run_dir,
-                  bn_stats=bn_stats)
-    if pending and progress:
-        print(f'training {len(pending)} fold models in {workers} process(es)'
-              + (f', as {len(tasks)} stacked model(s)' if stacked else ''), flush=True)
-    for n_done, (m, k, fit_s) in enumerate(_run_folds(tasks, shared, workers, backend), 1):
-        if progress: print(f'{m}: fold {k + 1}/{folds} done in {fit_s:.0f} s ({n_done}/{len(pending)})', flush=True)
-    res.timings.update(workers=workers, heads='stacked' if stacked else 'per_fold', fold_backend=backend)
-    for m in models:
-        proba, hists, times = np.zeros((len(ds), num_classes), 'float32'), [], []
-        for k, te in enumerate(fold_idx):
-            _, p, h, t = _load_fold(_fold_file(run_dir, m, k))
-            proba[te] = p; hists.append(h); times.append(t)
-        res.runs[m] = dict(proba=proba, histories=hists, timings=times)
-    if baselines:
-        path, t0 = run_dir/'baselines.npz', time.perf_counter()
-        if not path.exists():
-            view0 = feats if feats is not None else features(1)  # only the original view; from the cache when it is there
-            found = compute_baselines(view0.views[0], view0.layout, labels, [tr for tr, _ in splits], fold_idx, num_classes)
-            tmp = path.with_name(path.name + f'.tmp{os.getpid()}.npz')
-            np.savez(tmp, **found)
-            os.replace(tmp, path)
-        with np.load(path) as z: res.baselines = {k: z[k] for k in BASELINES}
-        res.timings['baselines_s'] = time.perf_counter() - t0
-    res.timings['wall_s'] = time.perf_counter() - t_start
-    res.params['run_dir'] = str(run_dir)
-    return res
+    with run_lock(run_dir):  # one run per folder, until this function returns or the process ends
+        for m in models:
+            if (run_dir/m).is_dir(): _remove_orphans(run_dir/m)  # temporary files of killed processes
+        (run_dir/'params.json').write_text(json.dumps(params, indent=1, default=str))
+        res = CVResult(ds.name, list(ds.classes), labels, fold_idx, params, timings={'extract_s': 0.0})
+        pending = [(m, k) for m in models for k in range(folds)
+                   if not _reuse_fold(_fold_file(run_dir, m, k), m, k, fold_idx[k], run_id, progress)]
+        images = feats = None
+        def features(n_views):
+            return extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or Path(out_dir)/'cache',
+                                    params['content'], input_size, weights,
+                                    trunk=model_kwargs.get('trunk', 'block5_pool'),
+                                    branches=model_kwargs.get('branches', PAPER_BRANCHES), preprocessing=preprocessing,
+                                    seed=seed, views=n_views, augment=augment or None, progress=progress,
+                                    precision=precision)
+        if pending and cached:
+            feats = features(views)
+            res.timings['extract_s'] = feats.extract_s
+        elif pending: images = ds.load(input_size, progress=progress)
+        num_classes = len(ds.classes)
+        splits = [split_validation(np.setdiff1d(np.arange(len(ds)), te), labels, groups, val_split, seed + k)
+                  for k, te in enumerate(fold_idx)]  # (train, validation) of each fold, the same for every model
+        if backend == 'serial': workers = 1  # everything in this process
+        stacked = heads == 'stacked' and cached and backend != 'ray'  # a Ray task is one fold (mvgg19_nb.cluster)
+        if stacked:  # one stack per model, or more where workers would otherwise wait
+            asked = STACKED_WORKERS if workers is None else workers
+            tasks = _stacked_tasks(pending, splits, fold_idx, -(-asked // max(1, len({m for m, _ in pending}))))
+            workers = max(1, min(asked, len(tasks)))
+        else:
+            tasks = [(m, k, *splits[k], fold_idx[k]) for m, k in pending]
+            workers = (default_workers(len(pending), cached) if workers is None or not cached
+                       else max(1, min(workers, len(pending))))
+        shared = dict(feats=feats, images=images, labels=labels, num_classes=num_classes, input_size=input_size,
+                      epochs=epochs, batch_size=batch_size, seed=seed, verbose=2 if progress and workers == 1 else 0,
+                      model_kwargs=model_kwargs, augment=augment, weights=weights, freeze=freeze,
+                      preprocessing=preprocessing, run_dir=run_dir, run_id=run_id, bn_stats=bn_stats)
+        if pending and progress:
+            print(f'training {len(pending)} fold models in {workers} process(es)'
+                  + (f', as {len(tasks)} stacked model(s)' if stacked else ''), flush=True)
+        for n_done, (m, k, fit_s) in enumerate(_run_folds(tasks, shared, workers, backend), 1):
+            if progress: print(f'{m}: fold {k + 1}/{folds} done in {fit_s:.0f} s ({n_done}/{len(pending)})', flush=True)
+        res.timings.update(workers=workers, heads='stacked' if stacked else 'per_fold', fold_backend=backend)
+        for m in models:
+            proba, hists, times = np.zeros((len(ds), num_classes), 'float32'), [], []
+            for k, te in enumerate(fold_idx):
+                _, p, h, t = check_fold(_fold_file(run_dir, m, k), m, k, te, run_id)
+                proba[te] = p; hists.append(h); times.append(t)
+            res.runs[m] = dict(proba=proba, histories=hists, timings=times)
+        if baselines:
+            path, t0 = run_dir/'baselines.npz', time.perf_counter()
+            found = _read_baselines(path, len(ds), progress)
+            if found is None:
+                view0 = feats if feats is not None else features(1)  # the original view, from the cache if there
+                found = compute_baselines(view0.views[0], view0.layout, labels, [tr for tr, _ in splits], fold_idx,
+                                          num_classes)
+                tmp = path.with_name(path.name + f'.tmp{os.getpid()}.npz')
+                np.savez(tmp, **found)
+                os.replace(tmp, path)
+            res.baselines = {k: found[k] for k in BASELINES}
+            res.timings['baselines_s'] = time.perf_counter() - t0
+        res.timings['wall_s'] = time.perf_counter() - t_start
+        res.params['run_dir'] = str(run_dir)
+        return res
