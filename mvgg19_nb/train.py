@@ -155,6 +155,13 @@ def standardize_inputs(model, x, batch_size=512):
     return model
 
 # %% ../nbs/05_train.ipynb #65e90eb7
+def _validation_logs(y, proba):
+    """Validation accuracy and loss from predicted probabilities, clipped as Keras's loss clips them: the same numbers
+    for a head alone and in a `FoldStack` (`evaluate` would take the loss from the logits where it can reach them)."""
+    y = np.asarray(y)
+    return dict(val_accuracy=float(ops.mean(keras.metrics.sparse_categorical_accuracy(y, proba))),
+                val_loss=float(keras.losses.SparseCategoricalCrossentropy()(y, np.asarray(proba))))
+
 def fit_cached_head(head, views, idx, labels, epochs=15, batch_size=32, seed=0, validation=None, verbose=False,
                     bn_stats='precise'):
     """Train the compiled `head` on cached `views` (V, N, D) of the images `idx`, one view per image and epoch.
@@ -176,7 +183,7 @@ def fit_cached_head(head, views, idx, labels, epochs=15, batch_size=32, seed=0, 
         logs = {k: v / len(batches.idx) for k, v in sums.items()}
         if validate:
             if population is not None: precise_bn_stats(head, population)  # the curves show what inference would give
-            logs.update({f'val_{k}': v for k, v in head.evaluate(*validation, batch_size=256, verbose=0, return_dict=True).items()})
+            logs.update(_validation_logs(validation[1], head.predict(validation[0], batch_size=256, verbose=0)))
         for k, v in logs.items(): hist.setdefault(k, []).append(float(v))
         if verbose: print(f"epoch {e + 1}/{epochs}: " + ', '.join(f'{k} {v:.4f}' for k, v in logs.items())
                           + f" ({time.perf_counter() - t0:.1f} s)", flush=True)
@@ -369,10 +376,7 @@ def fit_cached_heads(stack, views, idxs, labels, epochs=15, batch_size=32, seeds
             width = stack.inputs[0].shape[-1]
             probs = predict_heads(stack, [validations[f][0] if validate[f] else np.zeros((0, width), 'float32')
                                           for f in range(n)])
-            for f in np.flatnonzero(validate):
-                y = np.asarray(validations[f][1])
-                logs[f].update(val_accuracy=float(ops.mean(keras.metrics.sparse_categorical_accuracy(y, probs[f]))),
-                               val_loss=float(_SCCE(y, probs[f])))
+            for f in np.flatnonzero(validate): logs[f].update(_validation_logs(validations[f][1], probs[f]))
         for h, lg in zip(hists, logs):
             for k, v in lg.items(): h.setdefault(k, []).append(float(v))
         if verbose:  # each metric's mean over the folds, and its range
