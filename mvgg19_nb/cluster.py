@@ -8,6 +8,7 @@ import argparse, contextlib, json, logging, os, platform, secrets, sys, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
+from .images import cpu_cores, write_atomic
 
 # %% auto #0
 __all__ = ['RAY_HINT', 'CACHE_MODES', 'OBJECT_STORE_MAX', 'LOCATIONS', 'init_ray', 'cluster_resources', 'run_folds_ray',
@@ -22,10 +23,6 @@ def _ray():
     try: import ray
     except ImportError as e: raise ImportError(RAY_HINT) from e
     return ray
-
-def _cores() -> int:
-    "CPU cores this process may use."
-    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
 def _local_token():
     "A token for a new local instance, in this process's environment, unless one is already configured."
@@ -44,7 +41,7 @@ def init_ray(address=None, num_cpus=None, num_gpus=None):
         _local_token()
         notice = logging.getLogger('ray._private.authentication.authentication_token_setup')
         level, _ = notice.level, notice.setLevel(logging.ERROR)  # not its warning that it uses the token we gave it
-        try: ray.init(address='local', num_cpus=num_cpus or _cores(), num_gpus=num_gpus, include_dashboard=False,
+        try: ray.init(address='local', num_cpus=num_cpus or cpu_cores(), num_gpus=num_gpus, include_dashboard=False,
                       log_to_driver=False, logging_level='WARNING')
         finally: notice.setLevel(level)
         return ray
@@ -93,9 +90,7 @@ def _write_missing(path: Path, data: bytes):
     "Write `data` to `path` (atomically) unless the file is there."
     if path.exists(): return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'{path.name}.tmp{os.getpid()}{path.suffix}')
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_atomic(path, data)
 
 def _why(e) -> str:
     "What went wrong in a Ray task, in one line: the original exception where Ray kept it."
@@ -279,9 +274,7 @@ def _write_if_changed(path: Path, data: bytes):
     "Write `data` to `path` atomically, unless the file already holds it."
     if path.exists() and path.read_bytes() == data: return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'{path.name}.tmp{os.getpid()}')
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_atomic(path, data)
 
 def _scores(results: bytes) -> str:
     "Mean accuracy of each model in a results file, for the progress line."

@@ -14,7 +14,8 @@ from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
 from .features import PooledBD, build_cached_head, extract_features, _digest, _remove_orphans
-from .model import PAPER_BRANCHES, Standardize, build_model
+from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, Standardize, build_model
+from .images import cpu_cores, write_atomic
 from .augment import AUGMENT_DEFAULTS, build_augmenter
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
 from .params import check_params
@@ -609,8 +610,6 @@ def run_lock(run_dir):
     finally: f.close()
 
 # %% ../nbs/05_train.ipynb #46d3a921
-def _cores(): return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
-
 STACKED_WORKERS = 1  # processes for stacked heads when `workers` is None: see `benchmarks/cv_speed.py`
 
 def default_workers(n_jobs, cached=True):
@@ -618,7 +617,7 @@ def default_workers(n_jobs, cached=True):
     if not cached or n_jobs < 2: return 1
     try: accelerated = any(not str(d).lower().startswith('cpu') for d in keras.distribution.list_devices())
     except Exception: accelerated = False
-    return 1 if accelerated else max(1, min(_cores(), 8, n_jobs))
+    return 1 if accelerated else max(1, min(cpu_cores(), 8, n_jobs))
 
 def _limit_threads(threads):
     "Give this worker process `threads` CPU threads (before its backend starts), so that workers share the cores."
@@ -684,7 +683,7 @@ def _run_folds(tasks, shared, workers, backend='loky'):
     else:
         from mvgg19_nb import train  # by module name, so that workers import it rather than unpickle it from a notebook
         run = Parallel(n_jobs=workers, backend='loky', batch_size=1, return_as='generator_unordered')
-        threads = max(1, _cores() // workers)
+        threads = max(1, cpu_cores() // workers)
         done = run(delayed(train._worker_fold)(t, shared, threads, os.getpid()) for t in tasks)
     for r in done: yield from (r if isinstance(r, list) else [r])  # a stacked task reports each of its folds
 
@@ -703,7 +702,7 @@ def _stacked_tasks(pending, splits, fold_idx, parts):
     return tasks
 
 # %% ../nbs/05_train.ipynb #27c0ba6d
-def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100), folds=10, epochs=15, batch_size=32,
+def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_INPUT_SIZE, folds=10, epochs=15, batch_size=32,
                    weights='imagenet', freeze='frozen', preprocessing='vgg', augment=None, views=4, val_split=0.1, seed=0,
                    out_dir='runs', cache_dir=None, cached=None, model_kwargs=None, workers=None, progress=True,
                    bn_stats='precise', baselines=True, precision='float32', heads='per_fold', backend='loky'):
@@ -802,9 +801,7 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=(100, 100
                 view0 = feats if feats is not None else features(1)  # the original view, from the cache if there
                 found = compute_baselines(view0.views[0], view0.layout, labels, [tr for tr, _ in splits], fold_idx,
                                           num_classes)
-                tmp = path.with_name(path.name + f'.tmp{os.getpid()}.npz')
-                np.savez(tmp, **found)
-                os.replace(tmp, path)
+                write_atomic(path, lambda tmp: np.savez(open(tmp, 'wb'), **found))  # a file: savez adds no suffix
             res.baselines = {k: found[k] for k in BASELINES}
             res.timings['baselines_s'] = time.perf_counter() - t0
         res.timings['wall_s'] = time.perf_counter() - t_start
