@@ -213,7 +213,7 @@ def weights_banner(dataset, params: dict) -> str:
     else: s = (f"**Weights: the file `{w}`**, frozen. If it is not Keras's VGG19 ImageNet file, this is not the "
                f"paper's setting; the ImageNet run is:\n\n`{cmd}`")
     if params.get('max_images'):
-        s += f"\n\n**Quick run on a sample of at most {params['max_images']} images**, not the whole dataset."
+        s += f"\n\n**Run on a stratified sample of at most {params['max_images']} images** (`max_images`), not the whole dataset."
     return s
 
 # %% ../nbs/08_experiment.ipynb #e0c2cd87
@@ -415,7 +415,7 @@ def _weights_note(tab) -> str:
     if other: out.append(f"```{{note}}\nRuns with a weights file: {', '.join(other)}.\n```\n")
     capped = [f"{r['name']} ({int(r.max_images)} images)" for _, r in ran.iterrows()
               if r.max_images is not None and not pd.isna(r.max_images)]
-    if capped: out.append(f"```{{note}}\nQuick runs on a sample, not the whole dataset: {', '.join(capped)}.\n```\n")
+    if capped: out.append(f"```{{note}}\nRun on a stratified sample (`max_images`), not the whole dataset: {', '.join(capped)}.\n```\n")
     ema = [r['name'] for _, r in ran.iterrows() if r.bn_stats != 'precise']
     if ema: out.append("```{note}\nRun with Keras's moving-average BatchNorm statistics (`bn_stats='ema'`, or by a "
                        f"version before the precise statistics and the baselines existed): {', '.join(ema)}; rerun "
