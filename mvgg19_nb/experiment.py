@@ -29,7 +29,7 @@ DATASET_NAMES = {'casting': 'Casting', 'gc10det': 'Defect (GC10-DET)', 'magnetic
 INPUT_SIZES = {'casting': [100, 100], 'gc10det': [100, 205], 'magnetic_tile': [120, 120], 'itodd': [142, 211],
                'sdnet2018': [72, 72], 'bridge_dbcc': [72, 72], 'elpv': [100, 100]}  # the authors' code, (height, width)
 METRICS = ('accuracy', 'precision', 'recall', 'f1', 'auc')
-BASELINE_NAMES = {'majority': 'majority rate', 'probe_trunk': 'linear probe, trunk', 'probe_all': 'linear probe, all'}
+BASELINE_NAMES = {'majority': 'majority rate', 'linear_probe_trunk': 'linear probe, trunk', 'linear_probe_all': 'linear probe, all'}
 MODEL_NAMES = {'mvgg19': 'MVGG19', 'vgg19': 'VGG19'}
 
 def _table(rows): return {k: dict(zip(METRICS, v)) for k, v in rows.items()}

@@ -404,7 +404,7 @@ def _fit_cached_stack(name, feats, labels, trs, vas, tes, num_classes, epochs, b
     return hists, predict_heads(stack, [feats.views[0][te] for te in tes]), stack
 
 # %% ../nbs/05_train.ipynb #a27d9694
-BASELINES = ('majority', 'probe_trunk', 'probe_all')
+BASELINES = ('majority', 'linear_probe_trunk', 'linear_probe_all')
 
 def probe_features(view0, layout):
     "From cached features, what the heads see at inference: (trunk mean, every branch's mean and the trunk mean)."
@@ -418,8 +418,8 @@ def compute_baselines(view0, layout, labels, train_sets, test_sets, num_classes)
     "Out-of-fold probabilities of the majority rate and of linear probes on the trunk's and on all features."
     trunk, every = probe_features(view0, layout)
     return dict(majority=majority_baseline(labels, train_sets, test_sets, num_classes),
-                probe_trunk=linear_probe(trunk, labels, train_sets, test_sets, num_classes),
-                probe_all=linear_probe(every, labels, train_sets, test_sets, num_classes))
+                linear_probe_trunk=linear_probe(trunk, labels, train_sets, test_sets, num_classes),
+                linear_probe_all=linear_probe(every, labels, train_sets, test_sets, num_classes))
 
 # %% ../nbs/05_train.ipynb #11d1be8e
 @dataclass
