@@ -6,16 +6,10 @@ import json
 from pathlib import Path
 import numpy as np, pytest
 from mvgg19_nb import cli, train
-from mvgg19_nb.data import DataNotFoundError, load_dataset
 from mvgg19_nb.train import RunLocked, check_fold, cross_validate, run_lock
 
 ARGS = dict(input_size=(48, 48), folds=3, epochs=2, weights=None, views=2, seed=0)
 SERIAL = dict(ARGS, backend='serial')  # every fold in this process: a retrained fold equals the clean run's bit for bit
-
-@pytest.fixture(scope='module')
-def ds():
-    try: return load_dataset('magnetic_tile').sample(42, seed=0, min_per_class=6)
-    except DataNotFoundError as e: pytest.skip(f'magnetic tile data not found ({e}); set MVGG19_DATA')
 
 @pytest.fixture(scope='module')
 def cache(tmp_path_factory): return tmp_path_factory.mktemp('cache')

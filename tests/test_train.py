@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np, pytest
 from sklearn.metrics import accuracy_score, f1_score
 from mvgg19_nb import train
-from mvgg19_nb.data import DataNotFoundError, load_dataset
 from mvgg19_nb.train import cross_validate, default_workers, _load_fold
 
 # Folds trained with other thread counts (worker processes with one thread each vs the main process's two) sum in
@@ -16,11 +15,6 @@ from mvgg19_nb.train import cross_validate, default_workers, _load_fold
 FLOAT_TOL = 1e-4
 ARGS = dict(input_size=(48, 48), folds=3, epochs=2, weights=None, views=2, seed=0, progress=False)
 FOLD_FILE = re.compile(r'fold\d+\.npz')  # a finished fold; `fold1.npz.tmp123.npz` is one being written
-
-@pytest.fixture(scope='module')
-def ds():
-    try: return load_dataset('magnetic_tile').sample(42, seed=0, min_per_class=6)
-    except DataNotFoundError as e: pytest.skip(f'magnetic tile data not found ({e}); set MVGG19_DATA')
 
 @pytest.fixture(scope='module')
 def cache(tmp_path_factory): return tmp_path_factory.mktemp('cache')
