@@ -271,18 +271,26 @@ def progress_to_terminal():
     with open(path, 'a', buffering=1) as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f): yield True
 
 @contextlib.contextmanager
-def _quiet_kernel(follow=True):
-    """While a kernel runs the template: its own stdout and stderr (the backend's start-up lines, which the page
-    records anyway) go to /dev/null, not this terminal; with `follow`, the lines the template writes inside
-    `progress_to_terminal` are printed here as they come. This process keeps printing to the terminal."""
+def _kernel_output_off_terminal():
+    """Child processes started inside (the kernel, its fold workers) write their own stdout and stderr to /dev/null:
+    the backend's start-up lines, which the page records anyway. This process keeps printing to the terminal."""
     for s in (sys.stdout, sys.stderr): s.flush()
     saved, streams = {fd: os.dup(fd) for fd in (1, 2)}, (sys.stdout, sys.stderr)
     sys.stdout, sys.stderr = (os.fdopen(os.dup(saved[fd]), 'w', buffering=1) for fd in (1, 2))
     null = os.open(os.devnull, os.O_WRONLY)
-    for fd in (1, 2): os.dup2(null, fd)  # what the kernel and its worker processes inherit
+    for fd in (1, 2): os.dup2(null, fd)  # what the children inherit
+    try: yield
+    finally:
+        for s in (sys.stdout, sys.stderr): s.close()
+        for fd in (1, 2): os.dup2(saved[fd], fd); os.close(saved[fd])
+        os.close(null)
+        sys.stdout, sys.stderr = streams
+
+@contextlib.contextmanager
+def _follow_progress():
+    "Print here, as they come, the lines a template writes inside `progress_to_terminal` (a file named in the env)."
     fd, path = tempfile.mkstemp(suffix='.progress', prefix='mvgg19_'); os.close(fd)
-    if follow: os.environ[PROGRESS_ENV] = path
-    done, out = threading.Event(), sys.stderr
+    os.environ[PROGRESS_ENV], done, out = path, threading.Event(), sys.stderr
     def tail():
         with open(path) as f:
             while True:
@@ -295,10 +303,6 @@ def _quiet_kernel(follow=True):
     finally:
         done.set(); follower.join(5)
         os.environ.pop(PROGRESS_ENV, None); os.unlink(path)
-        for s in (sys.stdout, sys.stderr): s.close()
-        for fd in (1, 2): os.dup2(saved[fd], fd); os.close(saved[fd])
-        os.close(null)
-        sys.stdout, sys.stderr = streams
 
 def run_experiment(dataset, output=None, template=None, cwd=None, kernel_name='python3', progress_bar=False,
                    log_output=False, **params) -> Path:
@@ -314,7 +318,9 @@ def run_experiment(dataset, output=None, template=None, cwd=None, kernel_name='p
     out_dir = cwd/params.get('output_dir', EXPERIMENT_DEFAULTS['output_dir'])  # an absolute output_dir stays as it is
     output = Path(output) if output else out_dir/f'{dataset}.ipynb'
     output.parent.mkdir(parents=True, exist_ok=True)
-    with _quiet_kernel(follow=progress_bar) if not log_output else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        if not log_output: stack.enter_context(_kernel_output_off_terminal())  # --log-output wants the kernel's
+        if progress_bar: stack.enter_context(_follow_progress())
         pm.execute_notebook(str(template), str(output), parameters=params, cwd=str(cwd), kernel_name=kernel_name,
                             progress_bar=progress_bar, log_output=log_output)
     _retitle(output, dataset)
