@@ -18,7 +18,7 @@ from .experiment import (DATASET_KEYS, DATASET_NAMES, EXPERIMENT_DEFAULTS, INPUT
 from .images import (ImageError, file_digest, find_images, image_info, load_image, n_workers, progress_bar,
                               resize_image)
 from .params import (ALLOWED, ParameterError, check_model_file, check_params, dataset_key,
-                              model_constants)
+                              model_constants, resolve_epochs)
 
 # %% auto #0
 __all__ = ['PATH_PARAMS', 'PATH_NOTES', 'EXPORT_TOLERANCE', 'TRAIN_UNUSED', 'RESERVED_COLUMNS', 'CARD_FORMAT', 'CARD_VERSION',
@@ -669,10 +669,11 @@ def cmd_train(args, log=print) -> int:
         cv_metrics(results, key, ds.classes, content, args.model, p)
     log(why)
     (h, w), views = p['input_size'], p['views'] if p['augment'] is not False else 1
-    log(f"training {args.model} at {h}x{w}: {_count(p['epochs'], 'epoch')}, {_count(views, 'view')} of each image, "
+    epochs = resolve_epochs(p['epochs'], len(ds), p['batch_size'])  # 'auto': as the folds, on all the images
+    log(f"training {args.model} at {h}x{w}: {_count(epochs, 'epoch')}, {_count(views, 'view')} of each image, "
         f"backbone weights {weights_id(p['weights'], p['seed'])}")
     t0 = time.perf_counter()
-    try: model = train_final_model(ds, args.model, (h, w), p['epochs'], p['weights'], p['batch_size'], views,
+    try: model = train_final_model(ds, args.model, (h, w), epochs, p['weights'], p['batch_size'], views,
                                    augment=None if p['augment'] is True else p['augment'],
                                    preprocessing=p['preprocessing'], seed=p['seed'], cache_dir=cache,
                                    progress=not args.no_progress, bn_stats=p['bn_stats'], precision=p['precision'],
@@ -680,7 +681,8 @@ def cmd_train(args, log=print) -> int:
     except ImageError as e: raise CLIError(str(e)) from None
     wall = time.perf_counter() - t0
     parameters = {'dataset': key, 'model': args.model,
-                  **{k: p[k] for k in EXPERIMENT_DEFAULTS if k not in ('dataset', 'models', *TRAIN_UNUSED)}}
+                  **{k: p[k] for k in EXPERIMENT_DEFAULTS if k not in ('dataset', 'models', *TRAIN_UNUSED)},
+                  **({'epochs_trained': epochs} if epochs != p['epochs'] else {})}
     tmp = out.with_name(f'.{out.stem}.tmp{os.getpid()}.keras')
     try:
         save_model(model, tmp)

@@ -10,8 +10,8 @@ from pathlib import Path
 from .data import DATASETS, DataError, Dataset, check_folds, _norm
 
 # %% auto #0
-__all__ = ['ALLOWED', 'RULES', 'FREEZE', 'PRECISIONS', 'BN_STATS', 'HDF5_SIGNATURE', 'ParameterError', 'Problem', 'rule',
-           'check_params', 'model_constants', 'is_hdf5', 'dataset_key', 'check_model_file']
+__all__ = ['ALLOWED', 'RULES', 'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'BN_STATS', 'HDF5_SIGNATURE', 'ParameterError', 'Problem',
+           'rule', 'check_params', 'model_constants', 'resolve_epochs', 'is_hdf5', 'dataset_key', 'check_model_file']
 
 # %% ../nbs/12_params.ipynb #e0c0c899
 class ParameterError(ValueError):
@@ -63,6 +63,9 @@ def check_params(**params) -> dict:
         try: out[name] = RULES[name](v, ds)
         except Problem as e: problems.append(f"{name}={_show(v)}: {e}"); bad.add(name)
     if ds is not None: problems += _dataset_problems(out, ds, bad)
+    if out.get('patience') is not None and out.get('val_split') == 0 and not bad & {'patience', 'val_split'}:
+        problems.append(f"patience={out['patience']}: early stopping needs a validation set; use val_split > 0 or "
+                        "patience=None")
     if problems: raise ParameterError(problems)
     return out
 
@@ -98,8 +101,16 @@ def _integer(v, low: int) -> int:
     if not isinstance(v, numbers.Integral) or v < low: raise Problem(f"use an integer >= {low}")
     return int(v)
 
-@rule('epochs', 'an integer >= 1: the training epochs of each fold')
-def _epochs(v, ds=None): return _integer(v, 1)
+AUTO_EPOCHS = dict(steps=3000, low=15, high=200)  # epochs='auto': enough epochs for `steps` steps, within [low, high]
+
+@rule('epochs', "an integer >= 1, or 'auto' (enough for 3000 training steps, 15 to 200): each fold's training epochs")
+def _epochs(v, ds=None): return v if v == 'auto' else _integer(v, 1)
+
+def resolve_epochs(epochs, n_train: int, batch_size: int) -> int:
+    "`epochs`, or for 'auto' the epochs giving `AUTO_EPOCHS['steps']` steps of `batch_size` on `n_train` images."
+    if epochs != 'auto': return epochs
+    steps_per_epoch = max(1, -(-n_train // batch_size))
+    return min(max(AUTO_EPOCHS['low'], -(-AUTO_EPOCHS['steps'] // steps_per_epoch)), AUTO_EPOCHS['high'])
 
 @rule('batch_size', 'an integer >= 1: images per training step')
 def _batch_size(v, ds=None): return _integer(v, 1)
@@ -112,6 +123,10 @@ def _seed(v, ds=None): return _integer(v, 0)
 
 @rule('workers', 'None (one process per core, at most 8) or an integer >= 1: processes training the folds')
 def _workers(v, ds=None): return None if v is None else _integer(v, 1)
+
+@rule('patience', 'None (every fold trains `epochs` epochs) or an integer >= 1: epochs without a better validation '
+                  'loss before a fold stops (its best epoch kept); needs val_split > 0')
+def _patience(v, ds=None): return None if v is None else _integer(v, 1)
 
 # %% ../nbs/12_params.ipynb #63d820d8
 @rule('folds', 'an integer >= 2, and at most the number of images of the smallest class')
@@ -213,6 +228,11 @@ def _weights(v, ds=None):
 def _augment(v, ds=None):
     if v is None or isinstance(v, bool) or (isinstance(v, dict) and all(isinstance(k, str) for k in v)): return v
     raise Problem('use True or None (the default augmentations), False (none) or a dict of build_augmenter settings')
+
+@rule('sample_reason', 'None or a sentence: why a run uses a sample (`max_images`), stated at the top of its page')
+def _sample_reason(v, ds=None):
+    if v is None or isinstance(v, str): return v
+    raise Problem('use None or a sentence (a string)')
 
 @rule('positive_class', 'None or a class name: the class precision, recall and F1 are about')
 def _positive_class(v, ds=None):

@@ -18,7 +18,7 @@ from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, Standardize, build_model
 from .images import cpu_cores, write_atomic
 from .augment import AUGMENT_DEFAULTS, build_augmenter
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
-from .params import check_params
+from .params import check_params, resolve_epochs
 try: import fcntl  # run folder locks (POSIX)
 except ImportError: fcntl = None
 
@@ -156,6 +156,17 @@ def standardize_inputs(model, x, batch_size=512):
     return model
 
 # %% ../nbs/05_train.ipynb #65e90eb7
+class _Best:
+    "Early stopping on the validation loss for one head: the best epoch's weights (BatchNorm statistics included)."
+    def __init__(self, patience): self.patience, self.loss, self.epoch, self.weights = patience, np.inf, -1, None
+    def stop(self, head, val_loss, epoch):
+        "Record `epoch`; whether training stops after it (no better loss in `patience` epochs)."
+        if self.patience is None: return False
+        if val_loss < self.loss: self.loss, self.epoch, self.weights = val_loss, epoch, head.get_weights()
+        return epoch - self.epoch >= self.patience
+    def restore(self, head):
+        if self.weights is not None: head.set_weights(self.weights)
+
 def _validation_logs(y, proba):
     """Validation accuracy and loss from predicted probabilities, clipped as Keras's loss clips them: the same numbers
     for a head alone and in a `FoldStack` (`evaluate` would take the loss from the logits where it can reach them)."""
@@ -164,17 +175,20 @@ def _validation_logs(y, proba):
                 val_loss=float(keras.losses.SparseCategoricalCrossentropy()(y, np.asarray(proba))))
 
 def fit_cached_head(head, views, idx, labels, epochs=15, batch_size=32, seed=0, validation=None, verbose=False,
-                    bn_stats='precise'):
+                    bn_stats='precise', patience=None):
     """Train the compiled `head` on cached `views` (V, N, D) of the images `idx`, one view per image and epoch.
     Returns the history `fit` would: per epoch, loss and metrics, and `val_` ones on `validation` = (features, labels).
     `bn_stats='precise'` sets BatchNorm's statistics from view 0 of `idx` before each validation and at the end;
-    a `Standardize` layer is set from the same images before training."""
+    a `Standardize` layer is set from the same images before training. `patience`: stop when the validation loss
+    has not improved for that many epochs, and keep the weights of the best epoch (`EarlyStopping`'s rule)."""
     if bn_stats not in BN_STATS: raise ValueError(f"bn_stats={bn_stats!r}: use one of {BN_STATS}")
+    validate = validation is not None and len(validation[1]) > 0
+    if patience is not None and not validate: raise ValueError(f"patience={patience}: needs a validation set")
     batches, hist = ViewSampler(views, idx, labels, batch_size, seed), {}
     images = np.asarray(views[0][np.sort(idx)])  # the training images, unaugmented
     standardize_inputs(head, images)  # before training: the head learns on standardised features
     population = images if bn_stats == 'precise' else None
-    validate = validation is not None and len(validation[1]) > 0
+    best = _Best(patience)
     for e in range(epochs):
         t0, sums = time.perf_counter(), {}
         for i in range(len(batches)):
@@ -188,7 +202,9 @@ def fit_cached_head(head, views, idx, labels, epochs=15, batch_size=32, seed=0, 
         for k, v in logs.items(): hist.setdefault(k, []).append(float(v))
         if verbose: print(f"epoch {e + 1}/{epochs}: " + ', '.join(f'{k} {v:.4f}' for k, v in logs.items())
                           + f" ({time.perf_counter() - t0:.1f} s)", flush=True)
+        if best.stop(head, logs.get('val_loss'), e): break
     if population is not None and not (validate and epochs): precise_bn_stats(head, population)
+    best.restore(head)
     return hist
 
 # %% ../nbs/05_train.ipynb #f23875b2
@@ -212,15 +228,15 @@ def _fresh_head(name, num_classes, layout, seed, head_kwargs):
     return head
 
 def _fit_cached(name, feats, labels, tr, va, te, num_classes, epochs, batch_size, seed, verbose, model_kwargs,
-                bn_stats='precise'):
+                bn_stats='precise', patience=None):
     "Train `name`'s head on cached features; return (history, test probabilities, head)."
     head = _fresh_head(name, num_classes, feats.layout, seed, {k: v for k, v in model_kwargs.items() if k in HEAD_KEYS})
     val = (np.asarray(feats.views[0][va]), labels[va]) if len(va) else None
-    h = fit_cached_head(head, feats.views, tr, labels, epochs, batch_size, seed, val, verbose, bn_stats)
+    h = fit_cached_head(head, feats.views, tr, labels, epochs, batch_size, seed, val, verbose, bn_stats, patience)
     return h, head.predict(np.asarray(feats.views[0][te]), batch_size=256, verbose=0), head
 
 def _fit_full(name, images, labels, tr, va, te, num_classes, input_size, epochs, batch_size, seed, verbose, model_kwargs,
-              augment, weights, freeze, preprocessing, bn_stats='precise'):
+              augment, weights, freeze, preprocessing, bn_stats='precise', patience=None):
     "Train the whole model on images, the augmenter inside it (the authors' per-fold `fit`); (history, test proba, model)."
     aug = build_augmenter(seed=seed, **(augment or {})) if augment is not False else None
     kw = {k: v for k, v in model_kwargs.items() if not (name == 'vgg19' and k == 'branches')}
@@ -228,8 +244,9 @@ def _fit_full(name, images, labels, tr, va, te, num_classes, input_size, epochs,
                                  augmenter=aug, seed=seed, **kw))
     val = (images[va], labels[va]) if len(va) else None
     standardize_inputs(model, images[np.sort(tr)], batch_size=64)
+    stop = [] if patience is None else [keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
     h = model.fit(images[tr], labels[tr], validation_data=val, epochs=epochs, batch_size=batch_size, shuffle=True,
-                  verbose=verbose)
+                  verbose=verbose, callbacks=stop)
     if freeze != 'frozen': standardize_inputs(model, images[np.sort(tr)], batch_size=64)  # the trunk has changed
     if bn_stats == 'precise': precise_bn_stats(model, images[np.sort(tr)], batch_size=64)  # curves: moving averages
     return h.history, model.predict(images[te], batch_size=64, verbose=0), model
@@ -339,10 +356,11 @@ def predict_heads(stack, xs, batch_size=256):
 
 # %% ../nbs/05_train.ipynb #e4543192
 def fit_cached_heads(stack, views, idxs, labels, epochs=15, batch_size=32, seeds=None, validations=None, verbose=False,
-                     bn_stats='precise'):
+                     bn_stats='precise', patience=None):
     """Train the heads of a `FoldStack` (or a list of heads) together: head f on cached `views` of the images `idxs[f]`,
     its batches drawn with `seeds[f]`, validated on `validations[f]` = (features, labels) or None. Each head trains as
-    `fit_cached_head` trains it alone; returns one history per head, as `fit_cached_head` returns it."""
+    `fit_cached_head` trains it alone, `patience` included (a stopped head sits out the later steps); returns one
+    history per head, as `fit_cached_head` returns it."""
     if bn_stats not in BN_STATS: raise ValueError(f"bn_stats={bn_stats!r}: use one of {BN_STATS}")
     stack = stack if isinstance(stack, FoldStack) else FoldStack(stack)
     heads, n = stack.heads, len(stack.folds)
@@ -357,11 +375,13 @@ def fit_cached_heads(stack, views, idxs, labels, epochs=15, batch_size=32, seeds
     population = lambda f: np.asarray(views[0][np.sort(idxs[f])])  # fold f's training images, unaugmented
     for f in range(n): standardize_inputs(heads[f], population(f))  # as `fit_cached_head` does
     validate = [v is not None and len(v[1]) > 0 for v in validations]
-    hists = [{} for _ in range(n)]
+    if patience is not None and not all(validate): raise ValueError(f"patience={patience}: every fold needs a validation set")
+    hists, best, training = [{} for _ in range(n)], [_Best(patience) for _ in range(n)], list(range(n))
     for e in range(epochs):
+        if not training: break  # every head has stopped early
         t0, sums = time.perf_counter(), [{} for _ in range(n)]
-        for i in range(max(map(len, samplers))):
-            active = tuple(f for f in range(n) if i < len(samplers[f]))
+        for i in range(max(len(samplers[f]) for f in training)):
+            active = tuple(f for f in training if i < len(samplers[f]))
             if active not in subs:  # folds that have finished their epoch sit the step out, untouched
                 sub = FoldStack([heads[f] for f in active], [stack.folds[f] for f in active])
                 subs[active] = compile_stack(sub, stack.optimizer)
@@ -369,30 +389,32 @@ def fit_cached_heads(stack, views, idxs, labels, epochs=15, batch_size=32, seeds
             logs = subs[active].train_on_batch([x for x, _ in batches], [y for _, y in batches], return_dict=True)
             for j, (f, (_, y)) in enumerate(zip(active, batches)):
                 for k, v in logs.items(): sums[f][k] = sums[f].get(k, 0.0) + float(np.asarray(v)[j]) * len(y)
-        for s in samplers: s.on_epoch_end()
-        logs = [{k: v / len(s.idx) for k, v in sm.items()} for sm, s in zip(sums, samplers)]
-        if any(validate):
+        for f in training: samplers[f].on_epoch_end()
+        logs = {f: {k: v / len(samplers[f].idx) for k, v in sums[f].items()} for f in training}
+        checked = [f for f in training if validate[f]]
+        if checked:
             if bn_stats == 'precise':  # the curves show what inference would give
-                for f in np.flatnonzero(validate): precise_bn_stats(heads[f], population(f))
+                for f in checked: precise_bn_stats(heads[f], population(f))
             width = stack.inputs[0].shape[-1]
-            probs = predict_heads(stack, [validations[f][0] if validate[f] else np.zeros((0, width), 'float32')
+            probs = predict_heads(stack, [validations[f][0] if f in checked else np.zeros((0, width), 'float32')
                                           for f in range(n)])
-            for f in np.flatnonzero(validate): logs[f].update(_validation_logs(validations[f][1], probs[f]))
-        for h, lg in zip(hists, logs):
-            for k, v in lg.items(): h.setdefault(k, []).append(float(v))
-        if verbose:  # each metric's mean over the folds, and its range
-            last = {k: [h[k][-1] for h in hists if k in h] for k in hists[0]}
-            print(f"epoch {e + 1}/{epochs}, {n} folds ({time.perf_counter() - t0:.1f} s): "
+            for f in checked: logs[f].update(_validation_logs(validations[f][1], probs[f]))
+        for f, lg in logs.items():
+            for k, v in lg.items(): hists[f].setdefault(k, []).append(float(v))
+        if verbose:  # each metric's mean over the folds still training, and its range
+            last = {k: [hists[f][k][-1] for f in training if k in hists[f]] for k in hists[training[0]]}
+            print(f"epoch {e + 1}/{epochs}, {len(training)} folds ({time.perf_counter() - t0:.1f} s): "
                   + ', '.join(f"{k} {np.mean(v):.4f} [{min(v):.4f}, {max(v):.4f}]" for k, v in last.items()),
                   flush=True)
-    if bn_stats == 'precise':
-        for f in range(n):
-            if not (validate[f] and epochs): precise_bn_stats(heads[f], population(f))
+        training = [f for f in training if not best[f].stop(heads[f], logs[f].get('val_loss'), e)]
+    for f in range(n):
+        if bn_stats == 'precise' and not (validate[f] and epochs): precise_bn_stats(heads[f], population(f))
+        best[f].restore(heads[f])
     return hists
 
 # %% ../nbs/05_train.ipynb #4ec62950
 def _fit_cached_stack(name, feats, labels, trs, vas, tes, num_classes, epochs, batch_size, seeds, verbose, model_kwargs,
-                      bn_stats='precise'):
+                      bn_stats='precise', patience=None):
     "Train `name`'s heads of several folds as one model on cached features; (histories, test probabilities, stack)."
     kw, heads = {k: v for k, v in model_kwargs.items() if k in HEAD_KEYS}, []
     for s in seeds:
@@ -400,7 +422,7 @@ def _fit_cached_stack(name, feats, labels, trs, vas, tes, num_classes, epochs, b
         heads.append(build_cached_head(name, num_classes, feats.layout, seed=s, **kw))
     stack = compile_stack(FoldStack(heads))
     val = [(np.asarray(feats.views[0][va]), labels[va]) if len(va) else None for va in vas]
-    hists = fit_cached_heads(stack, feats.views, trs, labels, epochs, batch_size, seeds, val, verbose, bn_stats)
+    hists = fit_cached_heads(stack, feats.views, trs, labels, epochs, batch_size, seeds, val, verbose, bn_stats, patience)
     return hists, predict_heads(stack, [feats.views[0][te] for te in tes]), stack
 
 # %% ../nbs/05_train.ipynb #a27d9694
@@ -552,11 +574,11 @@ def _run_fold(task, shared):
     t0, s = time.perf_counter(), shared
     if s['feats'] is not None:
         h, p, _ = _fit_cached(m, s['feats'], s['labels'], tr, va, te, s['num_classes'], s['epochs'], s['batch_size'],
-                              s['seed'] * 1000 + k, s['verbose'], s['model_kwargs'], s['bn_stats'])
+                              s['seed'] * 1000 + k, s['verbose'], s['model_kwargs'], s['bn_stats'], s['patience'])
     else:
         h, p, _ = _fit_full(m, s['images'], s['labels'], tr, va, te, s['num_classes'], s['input_size'], s['epochs'], s['batch_size'],
                             s['seed'], s['verbose'], s['model_kwargs'], s['augment'], s['weights'], s['freeze'],
-                            s['preprocessing'], s['bn_stats'])
+                            s['preprocessing'], s['bn_stats'], s['patience'])
     fit_s = time.perf_counter() - t0
     h = {key: [float(x) for x in v] for key, v in h.items()}
     timing = dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid())
@@ -571,7 +593,7 @@ def _run_stack(task, shared):
     if s['feats'] is None: raise ValueError("stacked heads train on cached features: use heads='per_fold'")
     hists, probas, _ = _fit_cached_stack(m, s['feats'], s['labels'], trs, vas, tes, s['num_classes'], s['epochs'],
                                          s['batch_size'], [s['seed'] * 1000 + k for k in ks], s['verbose'],
-                                         s['model_kwargs'], s['bn_stats'])
+                                         s['model_kwargs'], s['bn_stats'], s['patience'])
     fit_s, done = (time.perf_counter() - t0) / len(ks), []
     for k, tr, va, te, h, p in zip(ks, trs, vas, tes, hists, probas):
         h = {key: [float(x) for x in v] for key, v in h.items()}
@@ -705,13 +727,16 @@ def _stacked_tasks(pending, splits, fold_idx, parts):
 def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_INPUT_SIZE, folds=10, epochs=15, batch_size=32,
                    weights='imagenet', freeze='frozen', preprocessing='vgg', augment=None, views=4, val_split=0.1, seed=0,
                    out_dir='runs', cache_dir=None, cached=None, model_kwargs=None, workers=None, progress=True,
-                   bn_stats='precise', baselines=True, precision='float32', heads='per_fold', backend='loky'):
+                   bn_stats='precise', baselines=True, precision='float32', heads='per_fold', backend='loky', patience=None):
     """Stratified `folds`-fold cross-validation of each of `models` on `ds`, on the same folds.
     `augment`: dict of `build_augmenter` settings, None for its defaults, False for none. `cached`: None picks the
     feature cache when `freeze='frozen'`. Finished folds in `out_dir` are reused by a rerun with the same parameters,
     once verified (`check_fold`); a run holds its folder (`run_lock`): a second one there at once stops (`RunLocked`).
     `workers`: processes training folds in parallel (None: `default_workers`); results agree to float rounding.
     `bn_stats`: 'precise' (BatchNorm statistics recomputed after training) or 'ema' (Keras's moving averages).
+    `epochs`: an integer, or 'auto' (`resolve_epochs`: at least 3000 steps on the smallest training fold).
+    `patience`: None trains every fold `epochs` epochs; an integer stops a fold when its validation loss has not
+    improved for that many epochs and keeps its best epoch's weights (`epochs` is then the most a fold trains).
     `baselines`: also score the majority rate and linear probes on the cached features, on the same folds.
     `precision`: of the backbone's features ('float32', 'bfloat16' or 'auto', see `extract_features`).
     `heads`: on cached features, 'per_fold' trains one fold at a time (the reference, in `workers` processes),
@@ -724,10 +749,12 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
     if backend == 'ray': _ray_runner()  # missing: say so now, not after the extraction
     p = check_params(models=models, folds=folds, epochs=epochs, batch_size=batch_size, val_split=val_split, views=views,
                      input_size=input_size, freeze=freeze, preprocessing=preprocessing, weights=weights, seed=seed,
-                     workers=workers, augment=augment, precision=precision, bn_stats=bn_stats, dataset=ds)
+                     workers=workers, augment=augment, precision=precision, bn_stats=bn_stats, patience=patience,
+                     dataset=ds)
     models, folds, epochs, batch_size, val_split, views, freeze, preprocessing = (p[k] for k in (
         'models', 'folds', 'epochs', 'batch_size', 'val_split', 'views', 'freeze', 'preprocessing'))
-    weights, seed, workers, precision, bn_stats = (p[k] for k in ('weights', 'seed', 'workers', 'precision', 'bn_stats'))
+    weights, seed, workers, precision, bn_stats, patience = (p[k] for k in ('weights', 'seed', 'workers', 'precision',
+                                                                            'bn_stats', 'patience'))
     input_size, augment = tuple(p['input_size']), None if p['augment'] is True else p['augment']  # True: the defaults
     t_start = time.perf_counter()
     model_kwargs = {'standardize_trunk': True, **(model_kwargs or {})}  # the default spelt out: part of the run's identity
@@ -737,12 +764,17 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
     labels, digests = np.asarray(ds.labels), ds.digests()
     groups = duplicate_groups(digests)
     fold_idx = make_folds(labels, groups, folds, seed)
+    splits = [split_validation(np.setdiff1d(np.arange(len(ds)), te), labels, groups, val_split, seed + k)
+              for k, te in enumerate(fold_idx)]  # (train, validation) of each fold, the same for every model
+    asked, epochs = epochs, resolve_epochs(epochs, min(len(tr) for tr, _ in splits), batch_size)
     params = dict(dataset=ds.name, n=len(ds), content=_digest(digests), classes=[str(c) for c in ds.classes],
                   labels=_digest(labels.tolist()), models=list(models), input_size=list(input_size),
-                  folds=folds, epochs=epochs, batch_size=batch_size, weights=str(weights), freeze=freeze, preprocessing=preprocessing,
+                  folds=folds, epochs=epochs, **({'epochs_asked': asked} if asked != epochs else {}),
+                  batch_size=batch_size, weights=str(weights), freeze=freeze, preprocessing=preprocessing,
                   augment=augment if augment is False else {**AUGMENT_DEFAULTS, **(augment or {})},  # defaults spelt out
                   views=views, val_split=val_split, seed=seed, cached=cached, model_kwargs=model_kwargs,
-                  bn_stats=bn_stats, precision=precision, backend=keras.backend.backend(), keras=keras.__version__)
+                  bn_stats=bn_stats, precision=precision, backend=keras.backend.backend(), keras=keras.__version__,
+                  **({} if patience is None else {'patience': patience}))  # absent when off: earlier runs keep their id
     run_id = _digest(params)  # the run's identity, in its folder's name and in each of its fold files
     run_dir = Path(out_dir)/f'{ds.name}-{run_id}'
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -766,8 +798,6 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
             res.timings['extract_s'] = feats.extract_s
         elif pending: images = ds.load(input_size, progress=progress)
         num_classes = len(ds.classes)
-        splits = [split_validation(np.setdiff1d(np.arange(len(ds)), te), labels, groups, val_split, seed + k)
-                  for k, te in enumerate(fold_idx)]  # (train, validation) of each fold, the same for every model
         if backend == 'serial': workers = 1  # everything in this process
         stacked = heads == 'stacked' and cached and backend != 'ray'  # a Ray task is one fold (mvgg19_nb.cluster)
         if stacked:  # one stack per model, or more where workers would otherwise wait
@@ -781,7 +811,7 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
         shared = dict(feats=feats, images=images, labels=labels, num_classes=num_classes, input_size=input_size,
                       epochs=epochs, batch_size=batch_size, seed=seed, verbose=2 if progress and workers == 1 else 0,
                       model_kwargs=model_kwargs, augment=augment, weights=weights, freeze=freeze,
-                      preprocessing=preprocessing, run_dir=run_dir, run_id=run_id, bn_stats=bn_stats)
+                      preprocessing=preprocessing, run_dir=run_dir, run_id=run_id, bn_stats=bn_stats, patience=patience)
         if pending and progress:
             print(f'training {len(pending)} fold models in {workers} process(es)'
                   + (f', as {len(tasks)} stacked model(s)' if stacked else ''), flush=True)
