@@ -11,7 +11,7 @@ from keras import layers, ops
 from .images import as_batch, load_image, load_images, resize_image
 from .data import mask_path
 from .model import model_input_size
-from .predict import classes_of
+from .model import classes_of
 
 # %% auto #0
 __all__ = ['gradients', 'last_conv', 'branch_taps', 'grad_cam', 'branch_cams', 'binary_mask', 'pointing_game', 'cam_iou',

@@ -14,7 +14,7 @@ __all__ = ['IMAGENET_MEAN_BGR', 'PREPROCESSING', 'VGG19_NOTOP_URL', 'VGG19_NOTOP
            'VGG19_WEIGHTED_LAYERS', 'MIN_SIZE', 'VALID_WEIGHTS', 'PAPER_BRANCHES', 'DEFAULT_INPUT_SIZE', 'MODELS',
            'Preprocess', 'WeightsUnavailable', 'check_weights', 'branch_name', 'bd_branch', 'Standardize',
            'trunk_output', 'classifier_head', 'resolve_input_size', 'build_backbone', 'build_mvgg19', 'build_vgg19',
-           'build_model', 'model_input_size']
+           'build_model', 'model_input_size', 'ClassNames', 'with_classes', 'classes_of']
 
 # %% ../nbs/03_model.ipynb #b55763cf
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)  # what keras.applications.vgg19.preprocess_input removes
@@ -241,3 +241,34 @@ def model_input_size(model):
     if h is None or w is None:
         raise ValueError(f"model {model.name!r} takes images of any size {model.input_shape}; build it with input_size")
     return int(h), int(w)
+
+# %% ../nbs/03_model.ipynb #f93329f8
+@keras.saving.register_keras_serializable(package='mvgg19_nb')
+class ClassNames(layers.Layer):
+    "Identity on the class probabilities whose config carries the class names, so they travel in the `.keras` file."
+    def __init__(self, classes, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = [str(c) for c in classes]
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"class names must be distinct: {self.classes}")
+
+    def build(self, input_shape):
+        if input_shape[-1] is not None and input_shape[-1] != len(self.classes):
+            raise ValueError(f"the model has {input_shape[-1]} outputs but {len(self.classes)} class names were "
+                             f"given: {self.classes}")
+
+    def call(self, x): return x
+    def compute_output_shape(self, input_shape): return input_shape
+    def get_config(self): return {**super().get_config(), 'classes': self.classes}
+
+# %% ../nbs/03_model.ipynb #1c1f45a0
+def with_classes(model, classes):
+    "`model` with a `ClassNames(classes)` layer after its output (replacing one it already has)."
+    last = model.layers[-1]
+    out = last.input if isinstance(last, ClassNames) else model.output
+    return keras.Model(model.input, ClassNames(classes, name='class_names')(out), name=model.name)
+
+def classes_of(model):
+    "The class names `model` carries, or None."
+    found = [l for l in model.layers if isinstance(l, ClassNames)]
+    return list(found[-1].classes) if found else None

@@ -4,54 +4,18 @@
 
 # %% ../nbs/10_predict.ipynb #7fdf3293
 from __future__ import annotations
-import json, os, tempfile
+import json, os
 from pathlib import Path
-import numpy as np
-import pandas as pd
 import keras
-from keras import layers
-from .images import IMAGE_EXTS, as_batch, find_images, _items
-from .cli import mask_files, predict_chunks, predictions_table, select_images  # no TensorFlow there (ch. 9)
-from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_model, model_input_size
-# (importing features also registers the custom layers the saved models use)
-from .features import build_cached_head, extract_features, transfer_head, _digest
-from .train import HEAD_KEYS, fit_cached_head, _compile
+from .images import IMAGE_EXTS, as_batch, _items
+from .cli import predict_chunks, predictions_table, select_images  # no TensorFlow there (ch. 9)
+# ClassNames, with_classes, classes_of live in chapter 3 since models carry their names; still importable from here
+from .model import ClassNames, classes_of, model_input_size, with_classes  # noqa: F401
+import mvgg19_nb.features  # noqa: F401  registers the custom layers saved models use (PooledBD, Span)
 from .params import check_model_file, check_params
 
 # %% auto #0
-__all__ = ['ClassNames', 'with_classes', 'classes_of', 'save_model', 'load_model', 'train_final_model', 'predict',
-           'predict_files', 'export_saved_model', 'export_onnx']
-
-# %% ../nbs/10_predict.ipynb #f93329f8
-@keras.saving.register_keras_serializable(package='mvgg19_nb')
-class ClassNames(layers.Layer):
-    "Identity on the class probabilities whose config carries the class names, so they travel in the `.keras` file."
-    def __init__(self, classes, **kwargs):
-        super().__init__(**kwargs)
-        self.classes = [str(c) for c in classes]
-        if len(set(self.classes)) != len(self.classes):
-            raise ValueError(f"class names must be distinct: {self.classes}")
-
-    def build(self, input_shape):
-        if input_shape[-1] is not None and input_shape[-1] != len(self.classes):
-            raise ValueError(f"the model has {input_shape[-1]} outputs but {len(self.classes)} class names were "
-                             f"given: {self.classes}")
-
-    def call(self, x): return x
-    def compute_output_shape(self, input_shape): return input_shape
-    def get_config(self): return {**super().get_config(), 'classes': self.classes}
-
-# %% ../nbs/10_predict.ipynb #1c1f45a0
-def with_classes(model, classes):
-    "`model` with a `ClassNames(classes)` layer after its output (replacing one it already has)."
-    last = model.layers[-1]
-    out = last.input if isinstance(last, ClassNames) else model.output
-    return keras.Model(model.input, ClassNames(classes, name='class_names')(out), name=model.name)
-
-def classes_of(model):
-    "The class names `model` carries, or None."
-    found = [l for l in model.layers if isinstance(l, ClassNames)]
-    return list(found[-1].classes) if found else None
+__all__ = ['save_model', 'load_model', 'predict', 'predict_files', 'export_saved_model', 'export_onnx']
 
 # %% ../nbs/10_predict.ipynb #98086b82
 def save_model(model, path, classes=None):
@@ -69,33 +33,6 @@ def load_model(path):
     "Load a `.keras` file written by `save_model`; returns `(model, classes)` (classes None if it has none)."
     model = keras.saving.load_model(check_model_file(path), compile=False)
     return model, classes_of(model)
-
-# %% ../nbs/10_predict.ipynb #9b5d5c33
-def train_final_model(ds, model='mvgg19', input_size=DEFAULT_INPUT_SIZE, epochs=15, weights='imagenet', batch_size=32,
-                      views=4, augment=None, preprocessing='vgg', seed=0, cache_dir=None, model_kwargs=None,
-                      progress=True, bn_stats='precise', precision='float32'):
-    """Train `model`'s head on all of `ds` through the feature cache and put it back on its backbone.
-    Returns the full model (raw RGB in, probabilities out) carrying `ds.classes`; `model_kwargs`, `bn_stats` and
-    `precision` as in `cross_validate`."""
-    kw = dict(model_kwargs or {})
-    branches, trunk = tuple(kw.pop('branches', PAPER_BRANCHES)), kw.pop('trunk', 'block5_pool')
-    if set(kw) - set(HEAD_KEYS):
-        raise ValueError(f"unknown model_kwargs {sorted(set(kw) - set(HEAD_KEYS))}; use branches, trunk or {HEAD_KEYS}")
-    views = views if (augment is not False and views) else 1
-    labels = np.asarray(ds.labels)
-    with tempfile.TemporaryDirectory(prefix='mvgg19_final_') as tmp:
-        feats = extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or tmp,
-                                 _digest(ds.digests()), input_size, weights, branches, trunk, preprocessing, seed,
-                                 views, augment or None, progress=progress, precision=precision)
-        keras.utils.set_random_seed(seed)
-        head = _compile(build_cached_head(model, len(ds.classes), feats.layout, seed=seed, **kw))
-        fit_cached_head(head, feats.views, np.arange(len(ds)), labels, epochs, batch_size, seed, verbose=progress,
-                        bn_stats=bn_stats)
-        del feats
-    extra = {'branches': branches} if model == 'mvgg19' else {}
-    full = build_model(model, len(ds.classes), input_size, weights=weights, trunk=trunk, preprocessing=preprocessing,
-                       seed=seed, **extra, **kw)
-    return with_classes(transfer_head(head, full), ds.classes)
 
 # %% ../nbs/10_predict.ipynb #487463d1
 def predict(model, images_or_paths, classes=None, batch_size=32, progress=True, on_error='raise'):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #1e14e9de
 from __future__ import annotations
-import contextlib, functools, hashlib, json, os, socket, threading, time, warnings
+import contextlib, functools, hashlib, json, os, socket, tempfile, threading, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -13,8 +13,8 @@ from keras import ops
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
-from .features import PooledBD, build_cached_head, extract_features, _digest, _remove_orphans
-from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, Standardize, build_model
+from .features import PooledBD, build_cached_head, extract_features, transfer_head, _digest, _remove_orphans
+from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, Standardize, build_model, with_classes
 from .images import cpu_cores, write_atomic
 from .augment import AUGMENT_DEFAULTS, build_augmenter
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
@@ -27,7 +27,7 @@ __all__ = ['BN_STATS', 'VARIANCE_FLOOR', 'HEAD_KEYS', 'BASELINES', 'FOLD_FORMAT'
            'HEADS', 'duplicate_groups', 'make_folds', 'split_validation', 'FusedAdam', 'ViewSampler', 'bn_layers',
            'precise_bn_stats', 'standardize_inputs', 'fit_cached_head', 'FoldAdam', 'FoldStack', 'compile_stack',
            'predict_heads', 'fit_cached_heads', 'probe_features', 'compute_baselines', 'CVResult', 'DamagedFold',
-           'check_fold', 'RunLocked', 'run_lock', 'default_workers', 'cross_validate']
+           'check_fold', 'RunLocked', 'run_lock', 'default_workers', 'cross_validate', 'train_final_model']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -837,3 +837,31 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
         res.timings['wall_s'] = time.perf_counter() - t_start
         res.params['run_dir'] = str(run_dir)
         return res
+
+# %% ../nbs/05_train.ipynb #9b5d5c33
+def train_final_model(ds, model='mvgg19', input_size=DEFAULT_INPUT_SIZE, epochs=15, weights='imagenet', batch_size=32,
+                      views=4, augment=None, preprocessing='vgg', seed=0, cache_dir=None, model_kwargs=None,
+                      progress=True, bn_stats='precise', precision='float32'):
+    """Train `model`'s head on all of `ds` through the feature cache and put it back on its backbone.
+    Returns the full model (raw RGB in, probabilities out) carrying `ds.classes`; `model_kwargs`, `bn_stats` and
+    `precision` as in `cross_validate`."""
+    kw = dict(model_kwargs or {})
+    branches, trunk = tuple(kw.pop('branches', PAPER_BRANCHES)), kw.pop('trunk', 'block5_pool')
+    if set(kw) - set(HEAD_KEYS):
+        raise ValueError(f"unknown model_kwargs {sorted(set(kw) - set(HEAD_KEYS))}; use branches, trunk or {HEAD_KEYS}")
+    views = views if (augment is not False and views) else 1
+    labels = np.asarray(ds.labels)
+    with tempfile.TemporaryDirectory(prefix='mvgg19_final_') as tmp:
+        feats = extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or tmp,
+                                 _digest(ds.digests()), input_size, weights, branches, trunk, preprocessing, seed,
+                                 views, augment or None, progress=progress, precision=precision)
+        keras.utils.set_random_seed(seed)
+        head = _compile(build_cached_head(model, len(ds.classes), feats.layout, seed=seed, **kw))
+        fit_cached_head(head, feats.views, np.arange(len(ds)), labels, resolve_epochs(epochs, len(ds), batch_size), batch_size,
+                        seed, verbose=progress,
+                        bn_stats=bn_stats)
+        del feats
+    extra = {'branches': branches} if model == 'mvgg19' else {}
+    full = build_model(model, len(ds.classes), input_size, weights=weights, trunk=trunk, preprocessing=preprocessing,
+                       seed=seed, **extra, **kw)
+    return with_classes(transfer_head(head, full), ds.classes)

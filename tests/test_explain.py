@@ -3,7 +3,7 @@ import os, tempfile
 os.environ.setdefault('KERAS_HOME', tempfile.mkdtemp(prefix='keras_home_'))
 import numpy as np, pytest, keras
 from mvgg19_nb.model import build_mvgg19, build_vgg19
-from mvgg19_nb.predict import with_classes
+from mvgg19_nb.model import with_classes
 from mvgg19_nb.explain import (grad_cam, branch_cams, branch_taps, last_conv, pointing_game, cam_iou, binary_mask,
                                centre_cam, localisation_scores, plot_cams)
 from fixtures import make_magnetic_tile
