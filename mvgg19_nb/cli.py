@@ -14,7 +14,8 @@ import pandas as pd
 from .data import DataError, load_magnetic_tile
 from .experiment import (DATASET_KEYS, DATASET_NAMES, EXPERIMENT_DEFAULTS, INPUT_SIZES, default_input_size,
                                   provenance, read_results, repo_root, rerun_command, run_experiment, template_path,
-                                  write_json, write_summary)
+                                  write_json)
+from .summary import write_summary
 from .images import (ImageError, file_digest, find_images, image_info, load_image, n_workers, progress_bar,
                               resize_image)
 from .params import (ALLOWED, ParameterError, check_model_file, check_params, dataset_key,

@@ -12,9 +12,20 @@ import pytest
 
 from mvgg19_nb import cli
 from mvgg19_nb.experiment import (DATASET_KEYS, EXPERIMENT_DEFAULTS, INPUT_SIZES, METRICS, PAPER_TABLE1, PAPER_TABLE2, provenance,
-                                  read_results, read_summary_table, rerun_command, results_record, run_experiment,
-                                  summary_table, template_path, write_results, write_summary)
+                                  read_results, rerun_command, results_record, run_experiment, template_path,
+                                  write_results)
+from mvgg19_nb.summary import summary_table, write_summary
 from mvgg19_nb.data import DataNotFoundError, load_dataset
+import pandas as pd
+
+
+def read_summary_table(page, model) -> pd.DataFrame:
+    "Parse `model`'s table ('mvgg19' or 'vgg19') back from a summary page written by `write_summary` (cells as text)."
+    text = Path(page).read_text(encoding='utf-8')
+    title = {'mvgg19': '## Table 1: MVGG19', 'vgg19': '## Table 2: VGG19'}[model]
+    block = text.split(title, 1)[1].split('\n## ', 1)[0]
+    rows = [[c.strip() for c in l.strip().strip('|').split('|')] for l in block.splitlines() if l.startswith('|')]
+    return pd.DataFrame(rows[2:], columns=rows[0]).set_index('Dataset')
 
 
 def magnetic_sample(n):
