@@ -104,7 +104,10 @@ def _integer(v, low: int) -> int:
 AUTO_EPOCHS = dict(steps=3000, low=15, high=200)  # epochs='auto': enough epochs for `steps` steps, within [low, high]
 
 @rule('epochs', "an integer >= 1, or 'auto' (enough for 3000 training steps, 15 to 200): each fold's training epochs")
-def _epochs(v, ds=None): return v if v == 'auto' else _integer(v, 1)
+def _epochs(v, ds=None):
+    if v == 'auto': return v
+    try: return _integer(v, 1)
+    except Problem: raise Problem("use an integer >= 1 or 'auto'" + (', not a truth value' * isinstance(v, bool))) from None
 
 def resolve_epochs(epochs, n_train: int, batch_size: int) -> int:
     "`epochs`, or for 'auto' the epochs giving `AUTO_EPOCHS['steps']` steps of `batch_size` on `n_train` images."

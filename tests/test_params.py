@@ -47,7 +47,8 @@ def test_folds():
 def test_counts(name, low):
     assert check_params(**{name: np.int64(low)})[name] == low and type(check_params(**{name: low})[name]) is int
     fails(f'{name}={low - 1}: use an integer >= {low}', **{name: low - 1})
-    fails(f'{name}=True: use an integer >= {low}, not a truth value', **{name: True})
+    fails(f'{name}=True: use an integer >= {low}' + (" or 'auto'" if name == 'epochs' else '') + ', not a truth value',
+          **{name: True})
     fails(f'{name}=2.0: use an integer >= {low}', **{name: 2.0})
     fails(f"{name}='3'", **{name: '3'})
 
@@ -179,7 +180,9 @@ def run_cli(capsys, *argv):
     ('folds', '4', "folds=4: folder: fewer images than folds=4 in class 'defect' (3 images)"),
     ('epochs', '0', 'epochs=0: use an integer >= 1'),
     ('epochs', '-1', 'epochs=-1: use an integer >= 1'),
-    ('epochs', 'true', 'epochs=True: use an integer >= 1, not a truth value'),
+    ('epochs', 'Auto', "epochs='Auto': use an integer >= 1 or 'auto'"),
+    ('sample_reason', '3', 'sample_reason=3: use None or a sentence'),
+    ('epochs', 'true', "epochs=True: use an integer >= 1 or 'auto', not a truth value"),
     ('batch_size', '0', 'batch_size=0: use an integer >= 1'),
     ('val_split', '1.5', 'val_split=1.5: use a number with 0 <= val_split < 1'),
     ('val_split', '-0.1', 'val_split=-0.1: use a number'),
