@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import keras
 from mvgg19_nb.data import load_dataset
-from mvgg19_nb.features import extract_features, _digest
+from mvgg19_nb.features import extract_features, content_digest
 from mvgg19_nb.train import make_folds, probe_features
 from mvgg19_nb.metrics import balanced_accuracy, linear_probe
 
@@ -32,7 +32,7 @@ trains = [np.setdiff1d(np.arange(len(y)), te) for te in tests]
 out = {}
 with tempfile.TemporaryDirectory() as d:
     for name, aug in variants.items():
-        f = extract_features(imgs, d, _digest(ds.digests()), size, None, views=2, augment=aug, progress=False)
+        f = extract_features(imgs, d, content_digest(ds.digests()), size, None, views=2, augment=aug, progress=False)
         v0, v1 = (probe_features(np.asarray(f.views[v]), f.layout)[0] for v in (0, 1))  # trunk features
         shift = np.abs(v1.mean(0) - v0.mean(0)) / (v0.std(0) + 1e-12)
         live = v0.std(0) > 0

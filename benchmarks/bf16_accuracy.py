@@ -63,8 +63,8 @@ def cached_view0(name, precision, cache_dir):
     return None
 
 def _content(name):
-    from mvgg19_nb.features import _digest
-    return _digest(load_dataset(name).digests())
+    from mvgg19_nb.features import content_digest
+    return content_digest(load_dataset(name).digests())
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])

@@ -26,9 +26,9 @@ os.environ.setdefault('KERAS_HOME', str(Path(__file__).resolve().parents[1]/'.ke
 import numpy as np, keras
 from mvgg19_nb.data import load_dataset
 from mvgg19_nb.features import (build_cached_head, cpu_flags, extract_features, feature_extractor, native_bfloat16,
-                                _digest)
+                                content_digest)
 from mvgg19_nb.model import build_backbone, build_model
-from mvgg19_nb.train import STACKED_WORKERS, ViewSampler, cross_validate, default_workers, fit_cached_head, _compile
+from mvgg19_nb.train import STACKED_WORKERS, ViewSampler, cross_validate, default_workers, fit_cached_head, compile_head
 
 def best_of(fn, repeats):
     "Smallest wall time of `repeats` calls of `fn` (the least disturbed by other work on the machine)."
@@ -149,7 +149,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as d:
             cache = a.cache_dir or d
             t0 = time.perf_counter()  # warm the cache (a no-op where it already holds these features)
-            extract_features(lambda: ds.load(size, progress=False), cache, _digest(ds.digests()), size, None,
+            extract_features(lambda: ds.load(size, progress=False), cache, content_digest(ds.digests()), size, None,
                              views=a.views, progress=False)
             warm_s = time.perf_counter() - t0
             print(f'{a.dataset}: {len(ds)} images, {size[0]}x{size[1]} px, {a.folds} folds x {a.epochs} epochs, cache warm '
@@ -177,7 +177,7 @@ def main(argv=None):
     sub = rng.choice(n, min(a.plain_images, n), replace=False)
     plain_epoch = {}
     for m in ('vgg19', 'mvgg19'):
-        model = _compile(build_model(m, k, size, weights=None))
+        model = compile_head(build_model(m, k, size, weights=None))
         model.fit(images[sub[:a.batch_size]], ds.labels[sub[:a.batch_size]], epochs=1, verbose=0)  # compile and warm up
         t = best_of(lambda: model.fit(images[sub], ds.labels[sub], batch_size=a.batch_size, epochs=1, verbose=0), 1)
         plain_epoch[m] = t / len(sub)
@@ -206,12 +206,12 @@ def main(argv=None):
         print(f"cached run: {res.timings['wall_s']:.1f} s in {res.timings['workers']} worker process(es)", flush=True)
 
         # (4) the head's epochs through fit(PyDataset) and through fit_cached_head, same head, same fold
-        feats = extract_features(None, Path(d)/'cache', _digest(ds.digests()), size, None, views=a.views, progress=False)
+        feats = extract_features(None, Path(d)/'cache', content_digest(ds.digests()), size, None, views=a.views, progress=False)
         tr = np.setdiff1d(np.arange(n), res.folds[0])
         loop_s = {}
         for name in ('fit_pydataset', 'fit_cached_head'):
             keras.utils.set_random_seed(0)
-            head = _compile(build_cached_head('mvgg19', k, feats.layout))
+            head = compile_head(build_cached_head('mvgg19', k, feats.layout))
             t0 = time.perf_counter()
             if name == 'fit_pydataset': head.fit(ViewSampler(feats.views, tr, ds.labels, a.batch_size), epochs=a.loop_epochs, verbose=0)
             else: fit_cached_head(head, feats.views, tr, ds.labels, a.loop_epochs, a.batch_size)

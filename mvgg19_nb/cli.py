@@ -663,10 +663,10 @@ def cmd_train(args, log=print) -> int:
     log(f"{key}: {len(ds)} images ({', '.join(f'{c} {n}' for c, n in ds.counts().items())})" +
         (f"; positive class {ds.classes[1]!r} ({how})" if how else ''))
     sizes = _image_sizes(ds.paths)
-    from mvgg19_nb.features import _digest, resolve_precision, weights_id  # TensorFlow from here on
+    from mvgg19_nb.features import content_digest, resolve_precision, weights_id  # TensorFlow from here on
     from mvgg19_nb.predict import save_model
     from mvgg19_nb.train import train_final_model
-    content = _digest(ds.digests())
+    content = content_digest(ds.digests())
     cv, why = (None, 'output_dir=None: no results file looked for') if results is None else \
         cv_metrics(results, key, ds.classes, content, args.model, p)
     log(why)

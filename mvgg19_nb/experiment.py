@@ -155,7 +155,8 @@ def read_results(path) -> dict:
 # %% ../nbs/08_experiment.ipynb #faaa5fa2
 EXPERIMENT_DEFAULTS = dict(dataset='magnetic_tile', data_root=None, models=['vgg19', 'mvgg19'], weights=None,
                            freeze='frozen', input_size=[120, 120], folds=10, epochs='auto', batch_size=32, augment=True,
-                           views=4, seed=0, max_images=None, sample_reason=None, preprocessing='vgg', val_split=0.1, bn_stats='precise',
+                           views=4, seed=0, max_images=None, sample_reason=None,
+                           preprocessing='vgg', val_split=0.1, bn_stats='precise',
                            precision='float32', standardize_trunk=True, positive_class=None,
                            cache_dir='.cache/features', runs_dir='.cache/runs',
                            output_dir='book/results')  # as in the template's `parameters` cell
@@ -213,7 +214,8 @@ def weights_banner(dataset, params: dict) -> str:
     else: s = (f"**Weights: the file `{w}`**, frozen. If it is not Keras's VGG19 ImageNet file, this is not the "
                f"paper's setting; the ImageNet run is:\n\n`{cmd}`")
     if params.get('max_images'):
-        s += f"\n\n**Run on a stratified sample of at most {params['max_images']} images** (`max_images`), not the whole dataset"
+        s += (f"\n\n**Run on a stratified sample of at most {params['max_images']} images** (`max_images`), "
+              "not the whole dataset")
         s += f": {params['sample_reason']}" if params.get('sample_reason') else '.'
     return s
 
@@ -226,7 +228,8 @@ def protocol_text(params: dict) -> str:
           f"{p['views'] - 1} augmented)" if p['freeze'] == 'frozen' else 'augmentation inside the model'
     trunk = 'trunk features ' + ('standardised on the training images' if p['standardize_trunk'] else 'as pooled')
     epochs = (f"epochs adjusted to the dataset ('auto': at least {AUTO_EPOCHS['steps']} training steps a fold, "
-              f"{AUTO_EPOCHS['low']} to {AUTO_EPOCHS['high']} epochs)" if p['epochs'] == 'auto' else f"{p['epochs']} epochs")
+              f"{AUTO_EPOCHS['low']} to {AUTO_EPOCHS['high']} epochs)" if p['epochs'] == 'auto'
+              else f"{p['epochs']} epochs")
     text = (f"**Protocol:** {p['folds']}-fold stratified cross-validation (byte-identical images kept in one fold), "
             f"{epochs}, batches of {p['batch_size']}, Adam with its defaults, backbone {p['freeze']}, "
             f"{h}x{w} px inputs, '{p['preprocessing']}' preprocessing, {aug}, {100 * p['val_split']:.0f} % of each "

@@ -17,7 +17,8 @@ from .images import write_atomic
 # %% auto #0
 __all__ = ['PRECISIONS', 'DESCRIPTION', 'DESCRIPTION_FORMAT', 'SpatialMoments', 'cpu_flags', 'native_bfloat16',
            'resolve_precision', 'feature_extractor', 'feature_layout', 'PooledBD', 'Span', 'build_cached_head',
-           'transfer_head', 'weights_id', 'DamagedCache', 'ViewStack', 'Features', 'open_features', 'extract_features']
+           'transfer_head', 'weights_id', 'content_digest', 'DamagedCache', 'ViewStack', 'Features', 'open_features',
+           'extract_features']
 
 # %% ../nbs/04_features.ipynb #e3ce6f5a
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
@@ -195,7 +196,9 @@ def weights_id(weights, seed=0):
     if weights == 'imagenet': return 'imagenet'
     return 'sha1-' + hashlib.sha1(Path(weights).read_bytes()).hexdigest()[:16]
 
-def _digest(obj): return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def content_digest(obj) -> str:
+    "16 hex digits of the sha1 of `obj` as sorted JSON: the identity of a dataset's content, a cache or a run."
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 class DamagedCache(ValueError):
     "A feature cache file that does not hold what it should."
@@ -277,7 +280,7 @@ def _read_description(folder, spec):
     try: desc = json.loads(path.read_text())
     except (ValueError, OSError) as e: return None, f'cannot be read ({e})'
     if not isinstance(desc, dict) or desc.get('format') != DESCRIPTION_FORMAT: return None, 'is from an older version'
-    if _digest(desc.get('spec')) != _digest(spec): return None, 'describes another cache'
+    if content_digest(desc.get('spec')) != content_digest(spec): return None, 'describes another cache'
     try:
         width, entries = max(s['stop'] for s in desc['layout'].values()), desc['views'].values()
         shapes = {tuple(e['shape']) for e in entries}
@@ -334,12 +337,12 @@ def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SI
     spec = dict(content=content_key, input_size=list(input_size), weights=weights_id(weights, seed),
                 branches=list(branches), trunk=trunk, preprocessing=preprocessing, backend=keras.backend.backend(),
                 precision=precision)
-    folder = Path(cache_dir)/f'features-{_digest(spec)}'
+    folder = Path(cache_dir)/f'features-{content_digest(spec)}'
     folder.mkdir(parents=True, exist_ok=True)
     _remove_orphans(folder)
     from mvgg19_nb.augment import AUGMENT_DEFAULTS
     # the settings in force, defaults included: a changed default makes new views, not a reuse of the old ones
-    aug_key = _digest(dict(augment={**AUGMENT_DEFAULTS, **(augment or {})}, seed=seed))
+    aug_key = content_digest(dict(augment={**AUGMENT_DEFAULTS, **(augment or {})}, seed=seed))
     paths = [folder/('view0.npy' if v == 0 else f'view{v}-aug{aug_key}.npy') for v in range(views)]
     desc, why = _read_description(folder, spec)
     if desc is None:

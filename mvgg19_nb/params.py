@@ -107,7 +107,8 @@ AUTO_EPOCHS = dict(steps=3000, low=15, high=200)  # epochs='auto': enough epochs
 def _epochs(v, ds=None):
     if v == 'auto': return v
     try: return _integer(v, 1)
-    except Problem: raise Problem("use an integer >= 1 or 'auto'" + (', not a truth value' * isinstance(v, bool))) from None
+    except Problem:
+        raise Problem("use an integer >= 1 or 'auto'" + (', not a truth value' * isinstance(v, bool))) from None
 
 def resolve_epochs(epochs, n_train: int, batch_size: int) -> int:
     "`epochs`, or for 'auto' the epochs giving `AUTO_EPOCHS['steps']` steps of `batch_size` on `n_train` images."

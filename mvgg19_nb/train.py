@@ -13,7 +13,7 @@ from keras import ops
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
-from .features import PooledBD, build_cached_head, extract_features, transfer_head, _digest, _remove_orphans
+from .features import PooledBD, build_cached_head, extract_features, transfer_head, content_digest, _remove_orphans
 from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, Standardize, build_model, with_classes
 from .images import cpu_cores, write_atomic
 from .augment import AUGMENT_DEFAULTS, build_augmenter
@@ -24,10 +24,11 @@ except ImportError: fcntl = None
 
 # %% auto #0
 __all__ = ['BN_STATS', 'VARIANCE_FLOOR', 'HEAD_KEYS', 'BASELINES', 'FOLD_FORMAT', 'LOCK_FILE', 'STACKED_WORKERS', 'BACKENDS',
-           'HEADS', 'duplicate_groups', 'make_folds', 'split_validation', 'FusedAdam', 'ViewSampler', 'bn_layers',
-           'precise_bn_stats', 'standardize_inputs', 'fit_cached_head', 'FoldAdam', 'FoldStack', 'compile_stack',
-           'predict_heads', 'fit_cached_heads', 'probe_features', 'compute_baselines', 'CVResult', 'DamagedFold',
-           'check_fold', 'RunLocked', 'run_lock', 'default_workers', 'cross_validate', 'train_final_model']
+           'HEADS', 'duplicate_groups', 'make_folds', 'split_validation', 'FusedAdam', 'compile_head', 'ViewSampler',
+           'bn_layers', 'precise_bn_stats', 'standardize_inputs', 'fit_cached_head', 'FoldAdam', 'FoldStack',
+           'compile_stack', 'predict_heads', 'fit_cached_heads', 'probe_features', 'compute_baselines', 'CVResult',
+           'DamagedFold', 'check_fold', 'RunLocked', 'run_lock', 'default_workers', 'cross_validate',
+           'train_final_model']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -39,7 +40,9 @@ def make_folds(labels, groups, folds=10, seed=0):
     labels = np.asarray(labels)
     counts = np.bincount(labels)
     if counts[counts > 0].min() < folds:
-        raise ValueError(f"class {int(np.flatnonzero(counts == counts[counts > 0].min())[0])} has {counts[counts > 0].min()} images, fewer than folds={folds}: lower `folds` or add images")
+        small = counts[counts > 0].min()
+        raise ValueError(f"class {int(np.flatnonzero(counts == small)[0])} has {small} images, fewer than "
+                         f"folds={folds}: lower `folds` or add images")
     cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     return [test for _, test in cv.split(np.zeros(len(labels)), labels, groups)]
 
@@ -48,7 +51,7 @@ def split_validation(idx, labels, groups, val_split=0.1, seed=0):
     if not val_split: return idx, idx[:0]
     largest = np.bincount(labels[idx]).max()  # tiny subsets: fewer parts, so that scikit-learn can split at all
     cv = StratifiedGroupKFold(n_splits=max(2, min(round(1 / val_split), largest)), shuffle=True, random_state=seed)
-    with warnings.catch_warnings():  # a class smaller than the number of parts is only absent from some validation parts
+    with warnings.catch_warnings():  # a class smaller than the number of parts is absent from some validation parts
         warnings.filterwarnings('ignore', message='The least populated class', category=UserWarning)
         tr, va = next(cv.split(idx, labels[idx], groups[idx]))
     return idx[tr], idx[va]
@@ -86,8 +89,9 @@ class FusedAdam(keras.optimizers.Adam):
         "Keras's own `Adam` step, where the fused kernel does not apply (other backends, `amsgrad`, sparse gradients)."
         return super().update_step(gradient, variable, learning_rate)
 
-def _compile(model):
-    model.compile(optimizer=FusedAdam(), loss='sparse_categorical_crossentropy', metrics=['accuracy'])  # Adam defaults, as the paper
+def compile_head(model):
+    "Compile `model` as the paper trains its head: Adam with its defaults (`FusedAdam`), cross-entropy, accuracy."
+    model.compile(optimizer=FusedAdam(), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
     return model
 
 # %% ../nbs/05_train.ipynb #f0145af1
@@ -213,11 +217,11 @@ HEAD_KEYS = ('dense_units', 'dense_activation', 'dropout', 'bd_dropout', 'standa
 _HEADS = {}  # this process's compiled heads, reused by later folds: tracing a new head's functions costs seconds a fold
 
 def _fresh_head(name, num_classes, layout, seed, head_kwargs):
-    "A compiled head in exactly the state of a new `build_cached_head(..., seed=seed)`, reusing this process's compiled one."
+    "A compiled head in the exact state of a new `build_cached_head(..., seed=seed)`, reusing this process's compiled one."
     new = build_cached_head(name, num_classes, layout, seed=seed, **head_kwargs)
     key = json.dumps([name, num_classes, layout, head_kwargs], sort_keys=True, default=str)
     if key not in _HEADS:
-        head = _compile(new)
+        head = compile_head(new)
         head.optimizer.build(head.trainable_variables)
         while len(_HEADS) >= 4: _HEADS.pop(next(iter(_HEADS)))
         _HEADS[key] = head, [np.asarray(v) for v in head.optimizer.variables]
@@ -235,12 +239,13 @@ def _fit_cached(name, feats, labels, tr, va, te, num_classes, epochs, batch_size
     h = fit_cached_head(head, feats.views, tr, labels, epochs, batch_size, seed, val, verbose, bn_stats, patience)
     return h, head.predict(np.asarray(feats.views[0][te]), batch_size=256, verbose=0), head
 
-def _fit_full(name, images, labels, tr, va, te, num_classes, input_size, epochs, batch_size, seed, verbose, model_kwargs,
-              augment, weights, freeze, preprocessing, bn_stats='precise', patience=None):
-    "Train the whole model on images, the augmenter inside it (the authors' per-fold `fit`); (history, test proba, model)."
+def _fit_full(name, images, labels, tr, va, te, num_classes, input_size, epochs, batch_size, seed, verbose,
+              model_kwargs, augment, weights, freeze, preprocessing, bn_stats='precise', patience=None):
+    "Train the whole model on images, the augmenter inside it (the authors' per-fold `fit`); (history, proba, model)."
     aug = build_augmenter(seed=seed, **(augment or {})) if augment is not False else None
     kw = {k: v for k, v in model_kwargs.items() if not (name == 'vgg19' and k == 'branches')}
-    model = _compile(build_model(name, num_classes, input_size, weights=weights, freeze=freeze, preprocessing=preprocessing,
+    model = compile_head(build_model(name, num_classes, input_size, weights=weights, freeze=freeze,
+                                     preprocessing=preprocessing,
                                  augmenter=aug, seed=seed, **kw))
     val = (images[va], labels[va]) if len(va) else None
     standardize_inputs(model, images[np.sort(tr)], batch_size=64)
@@ -264,7 +269,8 @@ class FoldAdam(FusedAdam):
         super().build(var_list)
         fold = {self._var_key(v): f for f, vs in enumerate(self._fold_variables) for v in vs}
         unknown = [v.path for v in var_list if self._var_key(v) not in fold]
-        if unknown: raise ValueError(f"FoldAdam: variables {unknown} are in no fold; pass every fold's trainable variables")
+        if unknown:
+            raise ValueError(f"FoldAdam: variables {unknown} are in no fold; pass every fold's trainable variables")
         self._fold_of = [fold[self._var_key(v)] for v in var_list]
         self.fold_steps = self.add_variable((len(self._fold_variables),), initializer='zeros', dtype='int64',
                                             name='fold_steps')
@@ -304,7 +310,7 @@ class FoldAdam(FusedAdam):
         self.fold_steps.assign_add(stepped)
 
 # %% ../nbs/05_train.ipynb #7b378775
-_SCCE = keras.losses.SparseCategoricalCrossentropy()  # the loss `_compile` gives a head: the batch's mean
+_SCCE = keras.losses.SparseCategoricalCrossentropy()  # the loss `compile_head` gives a head: the batch's mean
 
 def _as_list(x): return list(x) if isinstance(x, (list, tuple)) else [x]
 
@@ -375,7 +381,8 @@ def fit_cached_heads(stack, views, idxs, labels, epochs=15, batch_size=32, seeds
     population = lambda f: np.asarray(views[0][np.sort(idxs[f])])  # fold f's training images, unaugmented
     for f in range(n): standardize_inputs(heads[f], population(f))  # as `fit_cached_head` does
     validate = [v is not None and len(v[1]) > 0 for v in validations]
-    if patience is not None and not all(validate): raise ValueError(f"patience={patience}: every fold needs a validation set")
+    if patience is not None and not all(validate):
+        raise ValueError(f"patience={patience}: every fold needs a validation set")
     hists, best, training = [{} for _ in range(n)], [_Best(patience) for _ in range(n)], list(range(n))
     for e in range(epochs):
         if not training: break  # every head has stopped early
@@ -422,7 +429,8 @@ def _fit_cached_stack(name, feats, labels, trs, vas, tes, num_classes, epochs, b
         heads.append(build_cached_head(name, num_classes, feats.layout, seed=s, **kw))
     stack = compile_stack(FoldStack(heads))
     val = [(np.asarray(feats.views[0][va]), labels[va]) if len(va) else None for va in vas]
-    hists = fit_cached_heads(stack, feats.views, trs, labels, epochs, batch_size, seeds, val, verbose, bn_stats, patience)
+    hists = fit_cached_heads(stack, feats.views, trs, labels, epochs, batch_size, seeds, val, verbose, bn_stats,
+                             patience)
     return hists, predict_heads(stack, [feats.views[0][te] for te in tes]), stack
 
 # %% ../nbs/05_train.ipynb #a27d9694
@@ -496,7 +504,7 @@ def _save_fold(path, te, proba, history, timing, model, k, run):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f'.tmp{os.getpid()}.npz')
     history, timing = json.dumps(history), json.dumps(timing)
-    identity = dict(format=FOLD_FORMAT, model=model, fold=int(k), test=_digest(np.asarray(te).tolist()), run=run,
+    identity = dict(format=FOLD_FORMAT, model=model, fold=int(k), test=content_digest(np.asarray(te).tolist()), run=run,
                     checksum=_fold_checksum(te, proba, history, timing))
     _WRITING['tmp'] = tmp
     try:
@@ -530,7 +538,7 @@ def check_fold(path, model, k, test, run):
     if (ident.get('model'), ident.get('fold')) != (model, int(k)):
         raise bad(f"holds fold {ident.get('fold')} of {ident.get('model')}, not fold {k} of {model}")
     if ident.get('run') != run: raise bad(f"is from another run ({ident.get('run')}, not {run})")
-    if ident.get('test') != _digest(np.asarray(test).tolist()) or not np.array_equal(te, test):
+    if ident.get('test') != content_digest(np.asarray(test).tolist()) or not np.array_equal(te, test):
         raise bad(f'holds the results of other test images than fold {k} has')
     if ident.get('checksum') != _fold_checksum(te, proba, history, timing):
         raise bad('was modified: its arrays no longer match their checksum')
@@ -576,7 +584,8 @@ def _run_fold(task, shared):
         h, p, _ = _fit_cached(m, s['feats'], s['labels'], tr, va, te, s['num_classes'], s['epochs'], s['batch_size'],
                               s['seed'] * 1000 + k, s['verbose'], s['model_kwargs'], s['bn_stats'], s['patience'])
     else:
-        h, p, _ = _fit_full(m, s['images'], s['labels'], tr, va, te, s['num_classes'], s['input_size'], s['epochs'], s['batch_size'],
+        h, p, _ = _fit_full(m, s['images'], s['labels'], tr, va, te, s['num_classes'], s['input_size'], s['epochs'],
+                            s['batch_size'],
                             s['seed'], s['verbose'], s['model_kwargs'], s['augment'], s['weights'], s['freeze'],
                             s['preprocessing'], s['bn_stats'], s['patience'])
     fit_s = time.perf_counter() - t0
@@ -713,7 +722,7 @@ def _run_folds(tasks, shared, workers, backend='loky'):
 HEADS = ('stacked', 'per_fold')
 
 def _stacked_tasks(pending, splits, fold_idx, parts):
-    "Stacked tasks (model, folds, trains, vals, tests): each model's pending folds in `parts` runs of consecutive folds."
+    "Stacked tasks (model, folds, trains, vals, tests): each model's pending folds in `parts` runs of consecutive ones."
     tasks = []
     for m in dict.fromkeys(m for m, _ in pending):
         ks = [k for mm, k in pending if mm == m]
@@ -757,9 +766,10 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
                                                                             'bn_stats', 'patience'))
     input_size, augment = tuple(p['input_size']), None if p['augment'] is True else p['augment']  # True: the defaults
     t_start = time.perf_counter()
-    model_kwargs = {'standardize_trunk': True, **(model_kwargs or {})}  # the default spelt out: part of the run's identity
+    model_kwargs = {'standardize_trunk': True, **(model_kwargs or {})}  # the default spelt out: in the run's identity
     cached = freeze == 'frozen' if cached is None else cached
-    if cached and freeze != 'frozen': raise ValueError("cached features need a frozen backbone: use freeze='frozen' or cached=False")
+    if cached and freeze != 'frozen':
+        raise ValueError("cached features need a frozen backbone: use freeze='frozen' or cached=False")
     views = views if (augment is not False and views) else 1
     labels, digests = np.asarray(ds.labels), ds.digests()
     groups = duplicate_groups(digests)
@@ -767,15 +777,15 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
     splits = [split_validation(np.setdiff1d(np.arange(len(ds)), te), labels, groups, val_split, seed + k)
               for k, te in enumerate(fold_idx)]  # (train, validation) of each fold, the same for every model
     asked, epochs = epochs, resolve_epochs(epochs, min(len(tr) for tr, _ in splits), batch_size)
-    params = dict(dataset=ds.name, n=len(ds), content=_digest(digests), classes=[str(c) for c in ds.classes],
-                  labels=_digest(labels.tolist()), models=list(models), input_size=list(input_size),
+    params = dict(dataset=ds.name, n=len(ds), content=content_digest(digests), classes=[str(c) for c in ds.classes],
+                  labels=content_digest(labels.tolist()), models=list(models), input_size=list(input_size),
                   folds=folds, epochs=epochs, **({'epochs_asked': asked} if asked != epochs else {}),
                   batch_size=batch_size, weights=str(weights), freeze=freeze, preprocessing=preprocessing,
                   augment=augment if augment is False else {**AUGMENT_DEFAULTS, **(augment or {})},  # defaults spelt out
                   views=views, val_split=val_split, seed=seed, cached=cached, model_kwargs=model_kwargs,
                   bn_stats=bn_stats, precision=precision, backend=keras.backend.backend(), keras=keras.__version__,
                   **({} if patience is None else {'patience': patience}))  # absent when off: earlier runs keep their id
-    run_id = _digest(params)  # the run's identity, in its folder's name and in each of its fold files
+    run_id = content_digest(params)  # the run's identity, in its folder's name and in each of its fold files
     run_dir = Path(out_dir)/f'{ds.name}-{run_id}'
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):  # one run per folder, until this function returns or the process ends
@@ -853,12 +863,12 @@ def train_final_model(ds, model='mvgg19', input_size=DEFAULT_INPUT_SIZE, epochs=
     labels = np.asarray(ds.labels)
     with tempfile.TemporaryDirectory(prefix='mvgg19_final_') as tmp:
         feats = extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or tmp,
-                                 _digest(ds.digests()), input_size, weights, branches, trunk, preprocessing, seed,
+                                 content_digest(ds.digests()), input_size, weights, branches, trunk, preprocessing, seed,
                                  views, augment or None, progress=progress, precision=precision)
         keras.utils.set_random_seed(seed)
-        head = _compile(build_cached_head(model, len(ds.classes), feats.layout, seed=seed, **kw))
-        fit_cached_head(head, feats.views, np.arange(len(ds)), labels, resolve_epochs(epochs, len(ds), batch_size), batch_size,
-                        seed, verbose=progress,
+        head = compile_head(build_cached_head(model, len(ds.classes), feats.layout, seed=seed, **kw))
+        fit_cached_head(head, feats.views, np.arange(len(ds)), labels, resolve_epochs(epochs, len(ds), batch_size),
+                        batch_size, seed, verbose=progress,
                         bn_stats=bn_stats)
         del feats
     extra = {'branches': branches} if model == 'mvgg19' else {}

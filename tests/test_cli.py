@@ -86,6 +86,8 @@ def test_ctrl_c_is_one_line_and_status_130(fake_run, tiny, tmp_path, capsys):
 def test_ctrl_c_signal_in_a_real_process(tiny, tmp_path):
     "SIGINT while the (stand-in) notebook runs: one line on the standard error, no traceback, exit status 130."
     code = ("import os, signal, sys, time; from mvgg19_nb import cli\n"
+            # a shell's background job (nohup ... &) starts with SIGINT ignored, and Python keeps that: restore Ctrl+C
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "def run(*a, **k): os.kill(os.getpid(), signal.SIGINT); time.sleep(30)\n"
             "cli.run_experiment = run\nsys.exit(cli.main(sys.argv[1:]))")
     r = subprocess.run([sys.executable, '-c', code, 'run', 'folder', '-p', 'data_root', str(tiny), '-p', 'folds', '2',

@@ -31,13 +31,13 @@ def run(tmp_path_factory):
     d = tmp_path_factory.mktemp('train')
     dirs = ['-p', 'cache_dir', str(d/'cache'), '-p', 'output_dir', str(d/'res')]
     sample, _ = with_positive_class(ds.sample(24, seed=0))
-    from mvgg19_nb.features import _digest
+    from mvgg19_nb.features import content_digest
     params = {**EXPERIMENT_DEFAULTS, 'input_size': [48, 48], 'epochs': 1, 'views': 1, 'max_images': 24}
     stats = lambda acc: {'mean': {'accuracy': acc}, 'std': {'accuracy': 0.05}}
     (d/'res').mkdir()
     cli.write_json(d/'res'/'casting.json', dict(
         dataset='casting', classes=sample.classes, n_images=24, parameters={**params, 'folds': 3},
-        cross_validation={'content': _digest(sample.digests())}, metric_units='fraction',
+        cross_validation={'content': content_digest(sample.digests())}, metric_units='fraction',
         models={'mvgg19': stats(0.7), 'vgg19': stats(0.6)}, baselines={'majority': stats(0.58)}))
     t = time.perf_counter()
     assert cli.main(['train', 'casting', *TRAIN, *dirs, '--out', str(d/'m.keras')]) == 0
