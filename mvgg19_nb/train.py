@@ -71,8 +71,11 @@ class FusedAdam(keras.optimizers.Adam):
             return self._keras_update_step(gradient, variable, learning_rate)
         import tensorflow as tf
         if isinstance(gradient, tf.IndexedSlices): return self._keras_update_step(gradient, variable, learning_rate)
+        # Keras has no public accessor for Adam's slots: `_get_variable_index`, `_momentums` and `_velocities` are
+        # what its own `Adam.update_step` uses (keras 3.15); the tests compare every step with Keras's Adam
         i = self._get_variable_index(variable)
-        tf.raw_ops.ResourceApplyAdam(var=_handle(variable), m=_handle(self._momentums[i]), v=_handle(self._velocities[i]),
+        tf.raw_ops.ResourceApplyAdam(var=_handle(variable), m=_handle(self._momentums[i]),
+                                     v=_handle(self._velocities[i]),
                                      grad=gradient, **self._variable_args(variable, learning_rate))
 
     def _variable_args(self, variable, learning_rate):
@@ -291,7 +294,7 @@ class FoldAdam(FusedAdam):
         step = ops.cast(self._local_step(variable), dtype)
         beta_1_power = ops.power(ops.cast(self.beta_1, dtype), step)
         beta_2_power = ops.power(ops.cast(self.beta_2, dtype), step)
-        i = self._get_variable_index(variable)
+        i = self._get_variable_index(variable)  # Keras's private slot lists, as in `FusedAdam.update_step`
         m, v = self._momentums[i], self._velocities[i]
         alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
