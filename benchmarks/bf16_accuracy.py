@@ -13,11 +13,11 @@ extraction time of each, and the CPU's bfloat16 flags. Folds and features are ca
 a rerun reads them back. Results: benchmarks/results/bf16_accuracy.json, and a summary under `bfloat16_accuracy` in
 benchmarks/results/cv_speed.json.
 """
-import argparse, json, os, sys, time
+import argparse, json, os, time
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault('KERAS_HOME', str(ROOT/'.keras_home'))
-import numpy as np, keras
+import numpy as np
 from mvgg19_nb.data import load_dataset
 from mvgg19_nb.experiment import default_input_size, provenance, write_json
 from mvgg19_nb.features import cpu_flags, native_bfloat16
@@ -44,6 +44,7 @@ def one_dataset(name, epochs, runs_dir, cache_dir):
                              cache_dir=cache_dir, baselines=False, progress=True)
         acc = {m: float(np.mean([(r['proba'][te].argmax(1) == res.labels[te]).mean() for te in res.folds]))
                for m, r in res.runs.items()}
+        out['content'] = res.params['content']  # the images' digest, as the feature cache names it
         out['runs'][p] = dict(mean_accuracy=acc, extract_s=res.timings['extract_s'], wall_s=time.perf_counter() - t0,
                               epochs=res.params['epochs'], run_dir=res.params['run_dir'])
         print(name, p, {m: round(100 * a, 2) for m, a in acc.items()}, flush=True)
@@ -52,19 +53,15 @@ def one_dataset(name, epochs, runs_dir, cache_dir):
     out['within_tolerance'] = all(abs(d) <= TOLERANCE_POINTS for d in out['delta_points'].values())
     return out
 
-def cached_view0(name, precision, cache_dir):
-    "The original view's features of `name` at its input size in `precision`, from the feature cache."
+def cached_view0(name, content, precision, cache_dir):
+    "The original view's features of `name` (its images' digest `content`) in `precision`, from the feature cache."
     for d in Path(cache_dir).glob('features-*'):
         spec = json.loads((d/'layout.json').read_text())['spec']
         if (spec['precision'] == precision and spec['weights'] == 'random-seed0'
                 and spec['input_size'] == default_input_size(name) and (d/'view0.npy').exists()
-                and spec['content'] == _content(name)):
+                and spec['content'] == content):
             return np.load(d/'view0.npy', mmap_mode='r')
     return None
-
-def _content(name):
-    from mvgg19_nb.features import content_digest
-    return content_digest(load_dataset(name).digests())
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -78,7 +75,7 @@ def main(argv=None):
     results = []
     for name in a.datasets:
         r = one_dataset(name, a.epochs, a.runs_dir, a.cache_dir)
-        f, b = (cached_view0(name, p, a.cache_dir) for p in PRECISIONS)
+        f, b = (cached_view0(name, r['content'], p, a.cache_dir) for p in PRECISIONS)
         r['features'] = feature_agreement(f, b) if f is not None and b is not None else None
         results.append(r)
     rec = dict(results=results, tolerance_points=TOLERANCE_POINTS,
