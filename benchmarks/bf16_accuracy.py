@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault('KERAS_HOME', str(ROOT/'.keras_home'))
 import numpy as np
 from mvgg19_nb.data import load_dataset
-from mvgg19_nb.experiment import default_input_size, provenance, write_json
+from mvgg19_nb.experiment import default_input_size
+from mvgg19_nb.results import provenance, write_json
 from mvgg19_nb.features import cpu_flags, native_bfloat16
 from mvgg19_nb.train import cross_validate
 

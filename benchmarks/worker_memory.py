@@ -44,7 +44,7 @@ def main(argv=None):
     import numpy as np
     import mvgg19_nb.train as train
     from mvgg19_nb.data import load_dataset
-    from mvgg19_nb.experiment import provenance
+    from mvgg19_nb.results import provenance
     ds = load_dataset(a.dataset)
     extract = train.extract_features
     def in_ram(*args, **kw):  # the cache as it was: every view stacked into this process's memory

@@ -12,9 +12,9 @@ from pathlib import Path, PurePath
 import numpy as np
 import pandas as pd
 from .data import DataError, load_magnetic_tile
-from .experiment import (DATASET_KEYS, DATASET_NAMES, EXPERIMENT_DEFAULTS, INPUT_SIZES, default_input_size,
-                                  provenance, read_results, repo_root, rerun_command, run_experiment, template_path,
-                                  write_json)
+from .experiment import (BASELINE_NAMES, DATASET_KEYS, DATASET_NAMES, EXPERIMENT_DEFAULTS, INPUT_SIZES,
+                                  default_input_size, repo_root, rerun_command, run_experiment, template_path)
+from .results import baseline_of, provenance, read_results, write_json
 from .summary import write_summary
 from .images import (ImageError, file_digest, find_images, image_info, load_image, n_workers, progress_bar,
                               resize_image)
@@ -137,7 +137,8 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 EXPORT_TOLERANCE = 1e-4  # the largest probability difference an export may have from its Keras model
-TRAIN_UNUSED = ('folds', 'val_split', 'runs_dir')  # cross-validation parameters: `train` accepts them and says so
+# cross-validation parameters: `train` accepts them and says so
+TRAIN_UNUSED = ('folds', 'val_split', 'runs_dir', 'check_augmentation')
 
 def _train_help() -> str:
     "The epilog of `mvgg19 train --help`: the template's parameters and what `train` does with them."
@@ -416,7 +417,7 @@ def cv_metrics(results, dataset, classes, content, model, params) -> tuple:
     out = dict(results_file=str(p), date=(rec.get('provenance') or {}).get('date'), folds=got.get('folds'),
                n_images=rec.get('n_images'), metric_units=rec.get('metric_units', 'fraction'),
                models={m: _stats(r) for m, r in rec['models'].items()},
-               baselines={b: _stats(r) for b, r in (rec.get('baselines') or {}).items()})
+               baselines={b: _stats(baseline_of(rec, b)) for b in BASELINE_NAMES if baseline_of(rec, b)})
     acc = out['models'][model]['mean'].get('accuracy')
     return out, (f"cross-validated metrics for the card from {p} ({out['folds']} folds): {model} accuracy "
                  f"{100 * acc:.1f} %" if acc is not None else f"cross-validated metrics for the card from {p}")
@@ -469,7 +470,11 @@ def summary_line(rec: dict) -> str:
              'linear_probe_all': 'linear probe (all)'}
     parts = [f"{names.get(m, m)} {pct(r, 'accuracy')} (balanced {pct(r, 'balanced_accuracy')})"
              for m, r in rec.get('models', {}).items()]
-    parts += [f"{names.get(b, b)} {pct(r, 'accuracy')}" for b, r in rec.get('baselines', {}).items()]
+    parts += [f"{names[b]} {pct(baseline_of(rec, b), 'accuracy')}" for b in names if b in BASELINE_NAMES
+              and baseline_of(rec, b)]
+    plain = ((rec.get('diagnostics') or {}).get('no_augmentation') or {}).get('models', {})
+    if plain: parts.append('without augmentation: ' + ', '.join(f"{names.get(m, m)} {pct(r, 'accuracy')}"
+                                                                 for m, r in plain.items()))
     return f"summary: {rec.get('dataset')}: " + '; '.join(parts)
 
 # %% ../nbs/09_cli.ipynb #9dcfa8df
@@ -526,7 +531,7 @@ def cmd_run(args, log=print) -> int:
         except BaseException: set_aside_stale(results, t0, log); raise
         log(f"{n}: wrote {out} and {results}")
         # only a record this run wrote: an older file would summarise another run
-        if results.exists() and results.stat().st_mtime >= t0: log(summary_line(json.loads(results.read_text())))
+        if results.exists() and results.stat().st_mtime >= t0: log(summary_line(read_results(results)))
     if failed: log(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
 

@@ -184,9 +184,10 @@ def read_param_sets(source=None) -> list:
 # %% ../nbs/13_cluster.ipynb #cc051a18
 def _expected(dataset: str, params: dict) -> dict:
     "The parameters the template records in its results file for `dataset` and `params` (checked and normalised)."
-    from mvgg19_nb.experiment import EXPERIMENT_DEFAULTS, _jsonable
+    from mvgg19_nb.experiment import EXPERIMENT_DEFAULTS
+    from mvgg19_nb.results import jsonable
     from mvgg19_nb.params import check_params
-    return _jsonable(check_params(**{**EXPERIMENT_DEFAULTS, **params, 'dataset': dataset}))
+    return jsonable(check_params(**{**EXPERIMENT_DEFAULTS, **params, 'dataset': dataset}))
 
 def plan_sweep(datasets, param_sets=None, output_dir=None, params=None, cwd=None) -> list:
     """The `SweepRun`s of each of `datasets` x parameter set, every parameter checked with its data, before any work.

@@ -233,6 +233,11 @@ def _augment(v, ds=None):
     if v is None or isinstance(v, bool) or (isinstance(v, dict) and all(isinstance(k, str) for k in v)): return v
     raise Problem('use True or None (the default augmentations), False (none) or a dict of build_augmenter settings')
 
+@rule('check_augmentation', "'auto' (where a model is more than 2 points below its linear probe), True or False")
+def _check_augmentation(v, ds=None):
+    if isinstance(v, bool) or (isinstance(v, str) and v == 'auto'): return v
+    raise Problem("use 'auto' (where a model is more than 2 points below its linear probe), True (always) or False")
+
 @rule('sample_reason', 'None or a sentence: why a run uses a sample (`max_images`), stated at the top of its page')
 def _sample_reason(v, ds=None):
     if v is None or isinstance(v, str): return v

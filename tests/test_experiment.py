@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from mvgg19_nb import cli
-from mvgg19_nb.experiment import (DATASET_KEYS, EXPERIMENT_DEFAULTS, INPUT_SIZES, METRICS, PAPER_TABLE1, PAPER_TABLE2, provenance,
-                                  read_results, rerun_command, results_record, run_experiment, template_path,
-                                  write_results)
+from mvgg19_nb.experiment import (DATASET_KEYS, EXPERIMENT_DEFAULTS, INPUT_SIZES, METRICS, PAPER_TABLE1, PAPER_TABLE2,
+                                  rerun_command, run_experiment, template_path)
+from mvgg19_nb.results import provenance, read_results, results_record, write_results
 from mvgg19_nb.summary import summary_table, write_summary
 from mvgg19_nb.data import DataNotFoundError, load_dataset
 import pandas as pd
@@ -168,13 +168,15 @@ def test_template_run(tmp_path):
     "papermill executes the template on a tiny subset: the notebook has its sections and the JSON both models' folds."
     magnetic_sample(36)
     out = run_experiment('magnetic_tile', output=tmp_path/'magnetic_tile.ipynb', max_images=36, input_size=[48, 48], folds=2,
-                         epochs=1, views=1, cache_dir=str(tmp_path/'cache'), runs_dir=str(tmp_path/'runs'), output_dir=str(tmp_path))
+                         epochs=1, views=2, check_augmentation=True, cache_dir=str(tmp_path/'cache'),
+                         runs_dir=str(tmp_path/'runs'), output_dir=str(tmp_path))
     import nbformat
     nb = nbformat.read(str(out), as_version=4)
     md = '\n'.join(c.source for c in nb.cells if c.cell_type == 'markdown')
     assert md.startswith('# Results: Magnetic')
     for h in ('## Provenance', '## Data', '### Samples', '### Augmentation', '## Cross-validation', '### Metrics',
-              '### Training curves', '### ROC curves', '### Confusion matrices', '## Results file'):
+              '### Baselines', '### Augmentation check', '### Training curves', '### ROC curves',
+              '### Confusion matrices', '## Results file'):
         assert h in md, h
     outputs = [o for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', [])]
     assert not [o for o in outputs if o.output_type == 'error']
@@ -185,3 +187,11 @@ def test_template_run(tmp_path):
     for m in ('vgg19', 'mvgg19'):
         assert len(rec['models'][m]['per_fold']) == 2 and set(METRICS) <= set(rec['models'][m]['per_fold'][0])
     assert rec['parameters']['max_images'] == 36 and rec['provenance']['wall_s'] > 0 and rec['audit']['n_images'] == 36
+    # the augmentation check ran (check_augmentation=True): the same folds without augmentation, one view
+    check = rec['diagnostics']['no_augmentation']
+    assert check['cross_validation']['augment'] is False and check['cross_validation']['views'] == 1
+    assert check['cross_validation']['content'] == rec['cross_validation']['content']
+    assert set(check['models']) == {'vgg19', 'mvgg19'} and len(check['models']['vgg19']['per_fold']) == 2
+    assert set(rec['baselines']) == {'majority', 'linear_probe'} and {'trunk', 'all'} <= set(rec['baselines']['linear_probe'])
+    assert any('without augmentation' in ''.join(o.get('data', {}).get('text/markdown', '')) or
+               'without augmentation' in o.get('text', '') for o in outputs)
