@@ -22,7 +22,8 @@ size, t0 = (120, 120), time.perf_counter()
 ds = load_dataset('magnetic_tile').sample(n, seed=0)
 imgs, y = ds.load(size, progress=False), np.asarray(ds.labels)
 off = dict(noise_std=0, rotation=0, flip=None, height_shift=0, width_shift=0)
-variants = {'noise std 10 (the old default)': {**off, 'noise_std': 10.0}, 'noise std 3 (the default)': {**off, 'noise_std': 3.0},
+variants = {'noise std 10 (the old default)': {**off, 'noise_std': 10.0},
+            'noise std 3 (the default)': {**off, 'noise_std': 3.0},
             'flips': {**off, 'flip': 'horizontal_and_vertical'}, 'rotation 0.05 turn': {**off, 'rotation': 0.05},
             'shifts 0.1': {**off, 'height_shift': 0.1, 'width_shift': 0.1},
             'all, noise 10': {'noise_std': 10.0}, 'all, noise 3 (the defaults)': {}}
@@ -47,8 +48,8 @@ with tempfile.TemporaryDirectory() as d:
         print(f"{name:32s} median shift {out[name]['median_shift_sd']:.3f} sd; probe balanced accuracy "
               f"{out[name]['probe_balanced_accuracy_trained_on_original']:.3f} (original) vs "
               f"{out[name]['probe_balanced_accuracy_trained_on_augmented']:.3f} (augmented)", flush=True)
-res = dict(results=out, params=dict(dataset='magnetic_tile', n_images=len(ds), input_size=list(size), weights='random (seed 0)',
-                                    probe_folds='3 of 5 stratified folds'),
+res = dict(results=out, params=dict(dataset='magnetic_tile', n_images=len(ds), input_size=list(size),
+                                    weights='random (seed 0)', probe_folds='3 of 5 stratified folds'),
            machine=dict(cpu=platform.processor() or platform.machine(), cpus=os.cpu_count(), keras=keras.__version__,
                         backend=keras.backend.backend()), wall_s=time.perf_counter() - t0)
 path = Path(__file__).parent/'results'/'augment_shift.json'

@@ -23,16 +23,18 @@ def main(argv=None):
     ap.add_argument('--out', default=str(Path(__file__).parent/'results'/'cached_vs_plain.json'))
     a = ap.parse_args(argv)
     ds = load_dataset(a.dataset).sample(a.max_images, seed=0, min_per_class=a.folds)  # every class in every fold
-    common = dict(models=tuple(a.models.split(',')), input_size=(a.size, a.size), folds=a.folds, epochs=a.epochs, weights=None,
-                  augment=False, seed=0, progress=False)
+    common = dict(models=tuple(a.models.split(',')), input_size=(a.size, a.size), folds=a.folds, epochs=a.epochs,
+                  weights=None, augment=False, seed=0, progress=False)
     out = dict(params=dict(dataset=a.dataset, n_images=len(ds), **{k: v for k, v in common.items() if k != 'progress'}),
                backend=keras.backend.backend(), keras=keras.__version__)
     with tempfile.TemporaryDirectory() as d:
         for path, cached in (('cached', True), ('plain', False)):
             res = cross_validate(ds, out_dir=Path(d)/path, cache_dir=Path(d)/'cache', cached=cached, **common)
-            out[path] = {m: dict(accuracy=res.metrics(m)['accuracy'].tolist(), wall_s=res.timings['wall_s']) for m in res.runs}
+            out[path] = {m: dict(accuracy=res.metrics(m)['accuracy'].tolist(), wall_s=res.timings['wall_s'])
+                         for m in res.runs}
             for m, r in out[path].items():
-                print(f"{path:6s} {m}: accuracy {np.mean(r['accuracy']):.4f} +/- {np.std(r['accuracy'], ddof=1):.4f} over {a.folds} folds, {r['wall_s']:.0f} s", flush=True)
+                print(f"{path:6s} {m}: accuracy {np.mean(r['accuracy']):.4f} +/- {np.std(r['accuracy'], ddof=1):.4f} "
+                      f"over {a.folds} folds, {r['wall_s']:.0f} s", flush=True)
     for m in out['cached']:
         c, p = np.array(out['cached'][m]['accuracy']), np.array(out['plain'][m]['accuracy'])
         spread = max(c.std(ddof=1), p.std(ddof=1))

@@ -9,16 +9,17 @@
 Everything runs in one process on the same images: (1) one epoch of the plain loop (the whole model, backbone
 included, per batch, as `model.fit` does every epoch of every fold) on `--plain-images` images, for each model;
 (2) backbone throughput, plain `model.predict` of the backbone against the cached extractor, same images and batch;
-(3) the whole cached protocol, `cross_validate` with a fresh cache, extraction included, folds trained in parallel worker
-processes (`--workers`, default: one per core); (4) the head's epoch on the cache through `fit(ViewSampler(...))` against
-`fit_cached_head`, the loop `cross_validate` uses; (5) extraction in float32 against bfloat16 (Keras's `mixed_bfloat16`
-on the extractor's layers), `--precision-images` images, same batch, interleaved, with the features' agreement and the
-CPU's bfloat16 flags; (6) the head phase alone on the cached features (`cross_validate` on a warm cache, baselines off),
-each model's heads trained one fold at a time in parallel worker processes (`heads='per_fold'`, the reference) against
-all folds of a model trained as one model (`heads='stacked'`, `FoldStack`), with how far apart their results are.
-The plain loop's cost is projected from (1) to the full protocol (folds x epochs x training-fold size, plus test
-predictions). The machine's load average is recorded with each timing: other work on the cores slows every path.
-Weights: a seeded random backbone (ImageNet weights cannot be downloaded here); speed does not depend on them.
+(3) the whole cached protocol, `cross_validate` with a fresh cache, extraction included, folds trained in parallel
+worker processes (`--workers`, default: one per core); (4) the head's epoch on the cache through
+`fit(ViewSampler(...))` against `fit_cached_head`, the loop `cross_validate` uses; (5) extraction in float32 against
+bfloat16 (Keras's `mixed_bfloat16` on the extractor's layers), `--precision-images` images, same batch, interleaved,
+with the features' agreement and the CPU's bfloat16 flags; (6) the head phase alone on the cached features
+(`cross_validate` on a warm cache, baselines off), each model's heads trained one fold at a time in parallel worker
+processes (`heads='per_fold'`, the reference) against all folds of a model trained as one model (`heads='stacked'`,
+`FoldStack`), with how far apart their results are. The plain loop's cost is projected from (1) to the full protocol
+(folds x epochs x training-fold size, plus test predictions). The machine's load average is recorded with each timing:
+other work on the cores slows every path. Weights: a seeded random backbone (ImageNet weights cannot be downloaded
+here); speed does not depend on them.
 """
 import argparse, json, os, platform, sys, tempfile, time
 from pathlib import Path
@@ -81,14 +82,15 @@ def head_phase(ds, size, folds, epochs, batch_size, views, cache_dir, variants=H
             load = os.getloadavg()[0]
             with tempfile.TemporaryDirectory() as d:
                 t0 = time.perf_counter()
-                res = cross_validate(ds, input_size=size, folds=folds, epochs=epochs, batch_size=batch_size, weights=None,
-                                     views=views, out_dir=d, cache_dir=cache_dir, progress=False, baselines=False,
-                                     workers=workers, **variants[name])
+                res = cross_validate(ds, input_size=size, folds=folds, epochs=epochs, batch_size=batch_size,
+                                     weights=None, views=views, out_dir=d, cache_dir=cache_dir, progress=False,
+                                     baselines=False, workers=workers, **variants[name])
                 wall = time.perf_counter() - t0 - res.timings['extract_s']
             get_reusable_executor().shutdown(wait=True)  # the next run starts its workers afresh, not warm
             runs[name] = res
             o = out.setdefault(name, dict(heads_s_each=[], loadavg_1min_before=[], loadavg_1min_after=[]))
-            o['heads_s_each'].append(wall); o['loadavg_1min_before'].append(load); o['loadavg_1min_after'].append(os.getloadavg()[0])
+            o['heads_s_each'].append(wall); o['loadavg_1min_before'].append(load)
+            o['loadavg_1min_after'].append(os.getloadavg()[0])
             o.update(heads_s=min(o['heads_s_each']), workers=res.timings['workers'], heads=res.timings['heads'])
             print(f"head phase, {name}: {wall:.1f} s in {o['workers']} process(es) (load average {load:.1f} before, "
                   f"{o['loadavg_1min_after'][-1]:.1f} after)", flush=True)
@@ -126,7 +128,8 @@ def main(argv=None):
     ap.add_argument('--heads-only', action='store_true',
                     help='run only (6) on a warm cache, writing results/cv_speed_heads.json (unless --out)')
     ap.add_argument('--cache-dir', default=None, help='feature cache for --heads-only (default: a temporary folder)')
-    ap.add_argument('--head-repeats', type=int, default=1, help='runs of each head-phase variant (6), alternating order')
+    ap.add_argument('--head-repeats', type=int, default=1,
+                    help='runs of each head-phase variant (6), alternating order')
     ap.add_argument('--out', default=None, help='results file (default results/cv_speed.json)')
     a = ap.parse_args(argv)
     results = Path(__file__).parent/'results'
@@ -152,25 +155,27 @@ def main(argv=None):
             extract_features(lambda: ds.load(size, progress=False), cache, content_digest(ds.digests()), size, None,
                              views=a.views, progress=False)
             warm_s = time.perf_counter() - t0
-            print(f'{a.dataset}: {len(ds)} images, {size[0]}x{size[1]} px, {a.folds} folds x {a.epochs} epochs, cache warm '
-                  f'in {warm_s:.0f} s; {os.cpu_count()} CPUs ({cpu_name()})', flush=True)
+            print(f'{a.dataset}: {len(ds)} images, {size[0]}x{size[1]} px, {a.folds} folds x {a.epochs} epochs, '
+                  f'cache warm in {warm_s:.0f} s; {os.cpu_count()} CPUs ({cpu_name()})', flush=True)
             heads = head_phase(ds, size, a.folds, a.epochs, a.batch_size, a.views, cache, workers=a.workers,
                                repeats=a.head_repeats)
         out = dict(head_phase=heads, cache_warm_s=warm_s,
-                   params=dict(dataset=a.dataset, n_images=len(ds), input_size=list(size), folds=a.folds, epochs=a.epochs,
-                               batch_size=a.batch_size, views=a.views, models=['vgg19', 'mvgg19'], val_split=0.1,
-                               bn_stats='precise', weights='random (seed 0)', workers=a.workers,
+                   params=dict(dataset=a.dataset, n_images=len(ds), input_size=list(size), folds=a.folds,
+                               epochs=a.epochs, batch_size=a.batch_size, views=a.views, models=['vgg19', 'mvgg19'],
+                               val_split=0.1, bn_stats='precise', weights='random (seed 0)', workers=a.workers,
                                default_workers_per_fold=default_workers(2 * a.folds), stacked_workers=STACKED_WORKERS,
                                head_repeats=a.head_repeats,
                                reduced=a.epochs < 15 or a.folds < 10 or a.max_images is not None,
                                note='head phase only, on features cached beforehand (extraction excluded)'),
-                   machine=machine(), benchmark_wall_s=time.perf_counter() - t_all, date=time.strftime('%Y-%m-%d %H:%M:%S'))
+                   machine=machine(), benchmark_wall_s=time.perf_counter() - t_all,
+                   date=time.strftime('%Y-%m-%d %H:%M:%S'))
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(out, indent=1))
         return print(f'wrote {a.out}')
     images = ds.load(size, progress=False)
     n, k = len(ds), len(ds.classes)
-    print(f'{a.dataset}: {n} images, {k} classes, {size[0]}x{size[1]} px, backend {keras.backend.backend()}, {os.cpu_count()} CPUs ({cpu_name()})')
+    print(f'{a.dataset}: {n} images, {k} classes, {size[0]}x{size[1]} px, backend {keras.backend.backend()}, '
+          f'{os.cpu_count()} CPUs ({cpu_name()})')
 
     # (1) the plain loop: one epoch of model.fit on the whole frozen model, per model
     rng = np.random.default_rng(0)
@@ -193,7 +198,8 @@ def main(argv=None):
         t_pred.append(best_of(lambda: backbone.predict(x, batch_size=64, verbose=0), 1))
         t_ext.append(best_of(lambda: extractor.predict(x, batch_size=64, verbose=0), 1))
     predict_ips, extract_ips = len(x) / min(t_pred), len(x) / min(t_ext)
-    print(f'backbone predict {predict_ips:.1f} img/s, cached extraction {extract_ips:.1f} img/s: ratio {extract_ips / predict_ips:.3f}')
+    print(f'backbone predict {predict_ips:.1f} img/s, cached extraction {extract_ips:.1f} img/s: '
+          f'ratio {extract_ips / predict_ips:.3f}')
 
     # (5) extraction in float32 against bfloat16
     precision = extraction_precision(images[rng.choice(n, min(a.precision_images, n), replace=False)], size)
@@ -206,17 +212,20 @@ def main(argv=None):
         print(f"cached run: {res.timings['wall_s']:.1f} s in {res.timings['workers']} worker process(es)", flush=True)
 
         # (4) the head's epochs through fit(PyDataset) and through fit_cached_head, same head, same fold
-        feats = extract_features(None, Path(d)/'cache', content_digest(ds.digests()), size, None, views=a.views, progress=False)
+        feats = extract_features(None, Path(d)/'cache', content_digest(ds.digests()), size, None, views=a.views,
+                                 progress=False)
         tr = np.setdiff1d(np.arange(n), res.folds[0])
         loop_s = {}
         for name in ('fit_pydataset', 'fit_cached_head'):
             keras.utils.set_random_seed(0)
             head = compile_head(build_cached_head('mvgg19', k, feats.layout))
             t0 = time.perf_counter()
-            if name == 'fit_pydataset': head.fit(ViewSampler(feats.views, tr, ds.labels, a.batch_size), epochs=a.loop_epochs, verbose=0)
+            if name == 'fit_pydataset':
+                head.fit(ViewSampler(feats.views, tr, ds.labels, a.batch_size), epochs=a.loop_epochs, verbose=0)
             else: fit_cached_head(head, feats.views, tr, ds.labels, a.loop_epochs, a.batch_size)
             loop_s[name] = (time.perf_counter() - t0) / a.loop_epochs
-            print(f'MVGG19 head, {name}: {loop_s[name]:.2f} s per epoch of {len(tr)} images (tracing included)', flush=True)
+            print(f'MVGG19 head, {name}: {loop_s[name]:.2f} s per epoch of {len(tr)} images (tracing included)',
+                  flush=True)
 
         # (6) the head phase on the same cache: one fold at a time in parallel processes, and all folds as one model
         heads = head_phase(ds, size, a.folds, a.epochs, a.batch_size, a.views, Path(d)/'cache', workers=a.workers,
@@ -231,15 +240,18 @@ def main(argv=None):
         print(f'per epoch, {m}: plain {plain_epoch[m] * n_train:.1f} s, cached {cached_epoch[m]:.2f} s '
               f'(x{plain_epoch[m] * n_train / cached_epoch[m]:.0f})')
     print(f"cached {a.folds}-fold x {a.epochs}-epoch run of both models: {cached_wall:.1f} s wall "
-          f"(extraction {res.timings['extract_s']:.1f} s); plain loop projected: {plain_total:.0f} s; speed-up x{speedup:.0f}")
+          f"(extraction {res.timings['extract_s']:.1f} s); plain loop projected: {plain_total:.0f} s; "
+          f"speed-up x{speedup:.0f}")
     acc = {m: float(res.metrics(m)['accuracy'].mean()) for m in res.runs}
-    out = dict(speedup_full_protocol=speedup, extraction_vs_predict=extract_ips / predict_ips, cached_cv_wall_s=cached_wall,
-               extract_s=res.timings['extract_s'], plain_projected_s=plain_total, extraction_precision=precision,
-               plain_epoch_s={m: plain_epoch[m] * n_train for m in plain_epoch}, cached_epoch_s=cached_epoch,
-               workers=res.timings['workers'], heads=res.timings['heads'], head_phase=heads, head_loop_epoch_s=loop_s, predict_img_per_s=predict_ips, extract_img_per_s=extract_ips, cache_bytes=cache_bytes, cached_mean_accuracy=acc,
-               params=dict(dataset=a.dataset, n_images=n, input_size=list(size), folds=a.folds, epochs=a.epochs, batch_size=a.batch_size,
-                           views=a.views, plain_images=len(sub), extract_images=len(x), weights='random (seed 0)',
-                           head_repeats=a.head_repeats),
+    out = dict(speedup_full_protocol=speedup, extraction_vs_predict=extract_ips / predict_ips,
+               cached_cv_wall_s=cached_wall, extract_s=res.timings['extract_s'], plain_projected_s=plain_total,
+               extraction_precision=precision, plain_epoch_s={m: plain_epoch[m] * n_train for m in plain_epoch},
+               cached_epoch_s=cached_epoch, workers=res.timings['workers'], heads=res.timings['heads'],
+               head_phase=heads, head_loop_epoch_s=loop_s, predict_img_per_s=predict_ips,
+               extract_img_per_s=extract_ips, cache_bytes=cache_bytes, cached_mean_accuracy=acc,
+               params=dict(dataset=a.dataset, n_images=n, input_size=list(size), folds=a.folds, epochs=a.epochs,
+                           batch_size=a.batch_size, views=a.views, plain_images=len(sub), extract_images=len(x),
+                           weights='random (seed 0)', head_repeats=a.head_repeats),
                machine=machine(),
                benchmark_wall_s=time.perf_counter() - t_all, date=time.strftime('%Y-%m-%d %H:%M:%S'))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,8 @@ def augmenter_summary(augmenter):
         if isinstance(l, layers.RandomFlip): out['flip'] = c['mode']
         elif isinstance(l, layers.RandomRotation): out.update(rotation=mag(c['factor']), fill_mode=c['fill_mode'])
         elif isinstance(l, layers.RandomTranslation):
-            out.update(height_shift=mag(c['height_factor']), width_shift=mag(c['width_factor']), fill_mode=c['fill_mode'])
+            out.update(height_shift=mag(c['height_factor']), width_shift=mag(c['width_factor']),
+                       fill_mode=c['fill_mode'])
         elif isinstance(l, layers.GaussianNoise): out['noise_std'] = round(c['stddev'] * 255, 6)
     out['fill_mode'] = out['fill_mode'] or AUGMENT_DEFAULTS['fill_mode']
     return out
@@ -54,7 +55,8 @@ def augmenter_summary(augmenter):
 # %% ../nbs/02_augment.ipynb #d588880e
 def _seed_states(augmenter):
     "The random-seed state variables of every `SeedGenerator` in `augmenter`."
-    return [v for v in augmenter.variables if v.name == 'seed_generator_state' or v.path.endswith('seed_generator_state')]
+    return [v for v in augmenter.variables
+            if v.name == 'seed_generator_state' or v.path.endswith('seed_generator_state')]
 
 def augment_views(images,  # (N, H, W, 3) images in 0..255 (uint8 or float)
                   n_views,  # total views per image, the original included (>= 1)

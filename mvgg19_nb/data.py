@@ -46,11 +46,13 @@ class Dataset:
         if len(self.labels) != len(self.paths):
             raise DataError(f"{self.name}: {len(self.paths)} paths but {len(self.labels)} labels")
         if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.classes)):
-            raise DataError(f"{self.name}: labels must lie in 0..{len(self.classes)-1} (one per class in {self.classes})")
+            raise DataError(f"{self.name}: labels must lie in 0..{len(self.classes)-1} "
+                            f"(one per class in {self.classes})")
         self.meta = dict(self.meta)
         for k in self.meta.setdefault('per_image', []):
             v = self.meta[k] = np.asarray(self.meta[k])
-            if len(v) != len(self.paths): raise DataError(f"{self.name}: meta[{k!r}] has {len(v)} values for {len(self)} images")
+            if len(v) != len(self.paths):
+                raise DataError(f"{self.name}: meta[{k!r}] has {len(v)} values for {len(self)} images")
 
     def __len__(self): return len(self.paths)
 
@@ -59,7 +61,8 @@ class Dataset:
         return dict(zip(self.classes, np.bincount(self.labels, minlength=len(self.classes)).tolist()))
 
     def __repr__(self):
-        cs = ', '.join(f'{c} {n}' for c,n in list(self.counts().items())[:10]) + (', ...' if len(self.classes) > 10 else '')
+        cs = (', '.join(f'{c} {n}' for c,n in list(self.counts().items())[:10])
+              + (', ...' if len(self.classes) > 10 else ''))
         return f"Dataset({self.name!r}: {len(self)} images, {len(self.classes)} classes: {cs})"
 
 # %% ../nbs/01_data.ipynb #94960e47
@@ -159,7 +162,8 @@ def _from_folders(name, pairs, meta, extensions=IMAGE_EXTS, extras=None, classes
             raise DataError(f"{name}: expected the folder {str(folder)!r} for class {c!r} ({meta.get('layout', '')})")
         ps,ign = scan_folder(folder, extensions)
         if not ps: raise DataError(f"{name}: class folder {str(folder)!r} holds no images with extensions {extensions}"
-                                   f"{' (only ' + str(len(ign)) + ' other entries)' if ign else ''}; add images or remove it")
+                                   f"{' (only ' + str(len(ign)) + ' other entries)' if ign else ''}"
+                                   "; add images or remove it")
         paths += ps; labels += [classes.index(c)]*len(ps); ignored += ign
         for k,v in (extras[j] if extras else {}).items(): per[k] += [v]*len(ps)
     _check_classes(name, {c: labels.count(i) for i,c in enumerate(classes)}, meta.get('root'))
@@ -180,7 +184,8 @@ def load_folder(root, extensions=IMAGE_EXTS, classes=None, name='folder') -> Dat
     if missing: raise DataError(f"{name}: no folder for class {missing[0]!r} in {root!r} (found {subs})")
     outside += [[os.path.join(root, s), 'folder not among classes'] for s in subs if s not in classes]
     return _from_folders(name, [(c, os.path.join(root, c)) for c in classes], {'root': root,
-                         'layout': '<root>/<class>/<image>', 'source': 'generic class-folder layout'}, extensions, ignored=sorted(outside))
+                         'layout': '<root>/<class>/<image>', 'source': 'generic class-folder layout'}, extensions,
+                         ignored=sorted(outside))
 
 # %% ../nbs/01_data.ipynb #e28ff104
 def load_manifest(csv_path, root=None, path_col='path', label_col='label', classes=None, name='manifest') -> Dataset:
@@ -198,12 +203,14 @@ def load_manifest(csv_path, root=None, path_col='path', label_col='label', class
         for r in rd:
             where = f"{csv_path}, line {rd.line_num}"
             p,l = (r.get(path_col) or '').strip(),(r.get(label_col) or '').strip()
-            if not p or not l: raise DataError(f"{where}: empty {path_col if not p else label_col!r}; fill it in or remove the row")
+            if not p or not l:
+                raise DataError(f"{where}: empty {path_col if not p else label_col!r}; fill it in or remove the row")
             full = os.path.join(root, p)
             if not os.path.exists(full):
                 why = 'is a broken symbolic link' if os.path.islink(full) else 'does not exist'
                 raise DataError(f"{where}: image {full!r} {why}; fix the path or remove the row")
-            if full in seen: raise DataError(f"{where}: {p!r} is listed twice (also on line {seen[full]}); keep one row")
+            if full in seen:
+                raise DataError(f"{where}: {p!r} is listed twice (also on line {seen[full]}); keep one row")
             seen[full] = rd.line_num
             rows.append((full, l, {k: (v or '') for k,v in r.items() if k not in (path_col, label_col) and k}))
     if not rows: raise DataError(f"{csv_path}: no rows; list one image per line under the header")
@@ -222,25 +229,29 @@ DATA_ENV = 'MVGG19_DATA'
 def _candidates(name) -> list:
     "Folders searched for dataset `name`, in order."
     bases = [Path(os.environ[DATA_ENV]).expanduser()] if os.environ.get(DATA_ENV) else []
-    bases += [Path.cwd().parent/'shared'/'datasets', Path(mvgg19_nb.__file__).resolve().parent.parent.parent/'shared'/'datasets']
+    bases += [Path.cwd().parent/'shared'/'datasets',
+              Path(mvgg19_nb.__file__).resolve().parent.parent.parent/'shared'/'datasets']
     return list(dict.fromkeys(Path(os.path.abspath(b/name)) for b in bases))
 
 def find_root(name, root=None) -> Path:
-    "The folder of dataset `name`: `root` if given, else the first of `$MVGG19_DATA/<name>`, `../shared/datasets/<name>`."
+    ("The folder of dataset `name`: `root` if given, else the first of `$MVGG19_DATA/<name>`, "
+     "`../shared/datasets/<name>`.")
     if root is not None:
         p = Path(os.path.abspath(Path(root).expanduser()))
-        if not p.exists(): raise DataNotFoundError(f"{name}: root {str(p)!r} does not exist; pass the dataset folder as root=")
+        if not p.exists():
+            raise DataNotFoundError(f"{name}: root {str(p)!r} does not exist; pass the dataset folder as root=")
         return p
     cands = _candidates(name)
     for p in cands:
         if p.is_dir(): return p
-    raise DataNotFoundError(f"{name}: dataset not found; searched {', '.join(map(str, cands))}. Pass root='/path/to/{name}' "
-                            f"or set {DATA_ENV} to a folder holding '{name}/'")
+    raise DataNotFoundError(f"{name}: dataset not found; searched {', '.join(map(str, cands))}. "
+                            f"Pass root='/path/to/{name}' or set {DATA_ENV} to a folder holding '{name}/'")
 
 # %% ../nbs/01_data.ipynb #1ef32720
 def load_casting(root=None, split='pooled') -> Dataset:
     "Casting impellers, `casting_data/{train,test}/{ok_front,def_front}/*.jpeg` (Dabhi 2020); classes ok, defective."
-    if split not in ('pooled', 'train', 'test'): raise ValueError(f"split must be 'pooled', 'train' or 'test', not {split!r}")
+    if split not in ('pooled', 'train', 'test'):
+        raise ValueError(f"split must be 'pooled', 'train' or 'test', not {split!r}")
     root = find_root('casting', root)
     base = root/'casting_data' if (root/'casting_data').is_dir() else root
     splits = ['train', 'test'] if split == 'pooled' else [split]
@@ -255,16 +266,20 @@ def load_magnetic_tile(root=None) -> Dataset:
     "Magnetic tile, `MT_<Class>/Imgs/<name>.jpg` with masks `<name>.png` beside (Huang et al. 2018); 6 classes."
     root = find_root('magnetic_tile', root)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith('MT_'))
-    if not folders: raise DataError(f"magnetic_tile: no MT_<Class> folders in {str(root)!r}; pass the folder holding them as root=")
+    if not folders:
+        raise DataError(f"magnetic_tile: no MT_<Class> folders in {str(root)!r}; pass the folder holding them as root=")
     meta = dict(root=str(root), layout='MT_<Class>/Imgs/<name>.jpg, mask <name>.png beside it', normal='Free',
-                source='Y. Huang, C. Qiu, Y. Guo, X. Wang, K. Yuan, "Surface Defect Saliency of Magnetic Tile", IEEE CASE 2018')
+                source='Y. Huang, C. Qiu, Y. Guo, X. Wang, K. Yuan, "Surface Defect Saliency of Magnetic Tile", '
+                       'IEEE CASE 2018')
     with warnings.catch_warnings():     # the masks are expected: announce only the other ignored files, below
         warnings.simplefilter('ignore')
-        ds = _from_folders('magnetic_tile', [(p.name[3:], p/'Imgs') for p in folders], meta, extensions=('.jpg', '.jpeg'))
+        ds = _from_folders('magnetic_tile', [(p.name[3:], p/'Imgs') for p in folders], meta,
+                           extensions=('.jpg', '.jpeg'))
     stem,ign = (lambda p: os.path.splitext(p)[0]),ds.meta['ignored']
     masks = {stem(p): p for p,_ in ign if p.lower().endswith('.png')}
     ds.meta['masks'] = np.array([masks.pop(stem(p), '') for p in ds.paths])
-    ds.meta['ignored'] = [[p, r] for p,r in ign if not p.lower().endswith('.png')] + [[p, 'mask without an image'] for p in masks.values()]
+    ds.meta['ignored'] = ([[p, r] for p,r in ign if not p.lower().endswith('.png')]
+                          + [[p, 'mask without an image'] for p in masks.values()])
     ds.meta['per_image'].append('masks'); ds.meta['n_masks'] = int((ds.meta['masks'] != '').sum())
     _warn_ignored('magnetic_tile', ds.meta['ignored'])
     return ds
@@ -293,30 +308,37 @@ def load_elpv(root=None, labels='binary') -> Dataset:
     "ELPV solar cells from `labels.csv` (path, defect probability, mono/poly); binary (proba > 0) or 4 `levels`."
     if labels not in ('binary', 'levels'): raise ValueError(f"labels must be 'binary' or 'levels', not {labels!r}")
     root,csv_path = _elpv_root(root)
-    if not csv_path.is_file(): raise DataNotFoundError(f"elpv: {str(csv_path)!r} does not exist; pass the folder holding labels.csv as root=")
+    if not csv_path.is_file():
+        raise DataNotFoundError(f"elpv: {str(csv_path)!r} does not exist; pass the folder holding labels.csv as root=")
     paths,proba,kind,seen = [],[],[],{}
     for ln,line in enumerate(csv_path.read_text(encoding='utf-8').splitlines(), 1):
         if not line.strip() or line.lstrip().startswith('#'): continue
         where,parts = f"{csv_path}, line {ln}",line.strip().rsplit(None, 2)   # the path may contain spaces
         if len(parts) != 3:
-            raise DataError(f"{where}: expected 3 columns (path, defect probability, mono/poly), found {len(parts)}: {line.strip()!r}")
+            raise DataError(f"{where}: expected 3 columns (path, defect probability, mono/poly), "
+                            f"found {len(parts)}: {line.strip()!r}")
         try: p = float(parts[1])
         except ValueError: raise DataError(f"{where}: defect probability {parts[1]!r} is not a number") from None
         if not 0 <= p <= 1: raise DataError(f"{where}: defect probability {p} is outside [0, 1]")
-        if parts[2] not in ('mono', 'poly'): raise DataError(f"{where}: cell type {parts[2]!r} is neither 'mono' nor 'poly'")
+        if parts[2] not in ('mono', 'poly'):
+            raise DataError(f"{where}: cell type {parts[2]!r} is neither 'mono' nor 'poly'")
         full = os.path.join(root, parts[0])
-        if not os.path.isfile(full): raise DataError(f"{where}: image {full!r} does not exist; fix the path or remove the line")
-        if full in seen: raise DataError(f"{where}: {parts[0]!r} is listed twice (also on line {seen[full]}); keep one line")
+        if not os.path.isfile(full):
+            raise DataError(f"{where}: image {full!r} does not exist; fix the path or remove the line")
+        if full in seen:
+            raise DataError(f"{where}: {parts[0]!r} is listed twice (also on line {seen[full]}); keep one line")
         seen[full] = ln
         if labels == 'levels' and abs(p*3 - round(p*3)) > 1e-3:
             raise DataError(f"{where}: probability {p} is not one of the levels {ELPV_LEVELS}; use labels='binary'")
         paths.append(full); proba.append(p); kind.append(parts[2])
     if not paths: raise DataError(f"{csv_path}: no images listed")
     proba = np.array(proba)
-    y,classes = ((proba > 0).astype(int), ['ok', 'defective']) if labels == 'binary' else (np.round(proba*3).astype(int), ELPV_LEVELS)
+    y,classes = (((proba > 0).astype(int), ['ok', 'defective']) if labels == 'binary'
+                 else (np.round(proba*3).astype(int), ELPV_LEVELS))
     _check_classes('elpv', dict(zip(classes, np.bincount(y, minlength=len(classes)).tolist())), csv_path)
     meta = {'positive': 'defective'} if labels == 'binary' else {}
-    meta.update(root=str(root), labels_csv=str(csv_path), layout='labels.csv: <path> <probability> <mono|poly>; images/',
+    meta.update(root=str(root), labels_csv=str(csv_path),
+                layout='labels.csv: <path> <probability> <mono|poly>; images/',
                 source='C. Buerhop-Lutz et al., "A Benchmark for Visual Identification of Defective Solar Cells in '
                        'Electroluminescence Imagery", EU PVSEC 2018; S. Deitsch et al., Solar Energy 185, 2019',
                 per_image=['proba', 'cell_type'], proba=proba, cell_type=np.array(kind), ignored=[])
@@ -407,9 +429,12 @@ def load_gc10det(root=None) -> Dataset:
     "GC10-DET steel defects, class folders `1`..`10` of .jpg (+ `lable/` XML, ignored) (Lv et al. 2020); 10 classes."
     root = find_root('gc10det', root)
     base = next((b for b in [root, root/'images', root/'images'/'images', root/'GC10-DET'] if (b/'1').is_dir()), None)
-    if base is None: raise DataError(f"gc10det: no class folders '1'..'10' in {str(root)!r} (nor in images/); pass their parent as root=")
+    if base is None:
+        raise DataError(f"gc10det: no class folders '1'..'10' in {str(root)!r} (nor in images/); "
+                        "pass their parent as root=")
     missing = [str(i) for i in range(1, 11) if not (base/str(i)).is_dir()]
-    if missing: raise DataError(f"gc10det: class folders {missing} missing in {str(base)!r}; GC10-DET has folders 1..10")
+    if missing:
+        raise DataError(f"gc10det: class folders {missing} missing in {str(base)!r}; GC10-DET has folders 1..10")
     meta = dict(root=str(root), layout="<1..10>/*.jpg, annotations in lable/*.xml", abbrev=GC10_ABBREV,
                 source='X. Lv, F. Duan, J. Jiang, X. Fu, L. Gan, "Deep Metallic Surface Defect Detection: The New '
                        'Benchmark and Detection Network", Sensors 20(6):1562, 2020')
@@ -417,7 +442,8 @@ def load_gc10det(root=None) -> Dataset:
     meta['annotations'] = ann[0] if ann else None
     other = [[str(p), 'not a GC10-DET class folder'] for p in sorted(base.iterdir())
              if p.name not in {str(i) for i in range(1, 11)} and str(p) not in ann]
-    return _from_folders('gc10det', [(c, base/str(i)) for i,c in enumerate(GC10_CLASSES, 1)], meta, ('.jpg', '.jpeg'), ignored=other)
+    return _from_folders('gc10det', [(c, base/str(i)) for i,c in enumerate(GC10_CLASSES, 1)], meta, ('.jpg', '.jpeg'),
+                         ignored=other)
 
 # %% ../nbs/01_data.ipynb #71e1e604
 def load_itodd(root=None, manifest='manifest.csv') -> Dataset:
@@ -425,12 +451,13 @@ def load_itodd(root=None, manifest='manifest.csv') -> Dataset:
     root = find_root('itodd', root)
     mf = Path(manifest) if os.path.isabs(manifest) else root/manifest
     if not mf.is_file():
-        raise DataNotFoundError(f"itodd: manifest {str(mf)!r} not found. MVTec ITODD has 28 objects and the paper uses 10: "
-                                "write a CSV with columns path,label (paths relative to the ITODD root) listing the images")
+        raise DataNotFoundError(f"itodd: manifest {str(mf)!r} not found. MVTec ITODD has 28 objects and the paper "
+                                "uses 10: write a CSV with columns path,label (paths relative to the ITODD root) "
+                                "listing the images")
     ds = load_manifest(mf, root=root, name='itodd')
     ds.meta.update(layout='MVTec ITODD files listed in a path,label manifest',
-                   source='B. Drost, M. Ulrich, P. Bergmann, P. Hartinger, C. Steger, "Introducing MVTec ITODD - A Dataset '
-                          'for 3D Object Recognition in Industry", ICCV Workshops 2017')
+                   source='B. Drost, M. Ulrich, P. Bergmann, P. Hartinger, C. Steger, "Introducing MVTec ITODD - '
+                          'A Dataset for 3D Object Recognition in Industry", ICCV Workshops 2017')
     return ds
 
 # %% ../nbs/01_data.ipynb #ce1fe5f8
@@ -444,20 +471,23 @@ def load_dataset(name, root=None, **kw) -> Dataset:
     "Load dataset `name` (a key of `DATASETS`) from `root` (or its default location)."
     f = {_norm(k): v for k,v in DATASETS.items()}.get(_norm(name))
     if f is None: raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    if root is None and f in (load_folder, load_manifest): raise DataError(f"{name}: pass root= (the class-folder root or the CSV file)")
+    if root is None and f in (load_folder, load_manifest):
+        raise DataError(f"{name}: pass root= (the class-folder root or the CSV file)")
     return f(root, **kw)
 
 # %% ../nbs/01_data.ipynb #ae900360
 def check_folds(ds: Dataset, folds: int) -> Dataset:
     "Raise `DataError` naming the classes with fewer than `folds` images; returns `ds` otherwise."
     few = {c: n for c,n in ds.counts().items() if n < folds}
-    if few: raise DataError(f"{ds.name}: fewer images than folds={folds} in class " + ', '.join(f'{c!r} ({n} images)' for c,n in
-                            few.items()) + f"; use at most {min(few.values())} folds, add images, or merge/drop the class")
+    if few: raise DataError(f"{ds.name}: fewer images than folds={folds} in class "
+                            + ', '.join(f'{c!r} ({n} images)' for c,n in few.items())
+                            + f"; use at most {min(few.values())} folds, add images, or merge/drop the class")
     return ds
 
 # %% ../nbs/01_data.ipynb #499b4e66
 POSITIVE_WORDS = ('defect', 'defective', 'def', 'ng', 'nok', 'bad', 'crack', 'cracked', 'anomaly', 'anomalous',
-                  'abnormal', 'fault', 'faulty', 'damage', 'damaged', 'broken', 'reject', 'rejected', 'fail', 'positive')
+                  'abnormal', 'fault', 'faulty', 'damage', 'damaged', 'broken', 'reject', 'rejected', 'fail',
+                  'positive')
 
 def _says_defect(name) -> bool:
     "Whether a class name reads as the defective class ('def_front', 'crack'), not its negation ('no_crack')."
@@ -468,8 +498,9 @@ def _says_defect(name) -> bool:
 def with_positive_class(ds: Dataset, positive_class=None) -> tuple:
     "`(ds, how)`: binary `ds` with `positive_class` (given or guessed) as class index 1; `how` says how it was chosen."
     if len(ds.classes) != 2:
-        if positive_class is not None: raise DataError(f"{ds.name}: positive_class={positive_class!r} needs two classes, "
-                                                       f"not {len(ds.classes)} ({ds.classes}); leave it None")
+        if positive_class is not None:
+            raise DataError(f"{ds.name}: positive_class={positive_class!r} needs two classes, "
+                            f"not {len(ds.classes)} ({ds.classes}); leave it None")
         return ds, None
     if positive_class is not None:
         if str(positive_class) not in ds.classes:
@@ -520,12 +551,14 @@ class Audit:
         group = lambda g: ' = '.join(map(rel, g['paths'])) + f" ({', '.join(g['classes'])}" + \
                           (f"; splits {', '.join(g['splits'])})" if 'splits' in g else ')')
         for title,xs,fmt in [('unreadable files', self.unreadable, lambda u: f"{rel(u['path'])}: {u['reason']}"),
-                             (f'images under {MIN_SIDE} px', self.small, lambda u: f"{rel(u['path'])} ({u['height']}x{u['width']})"),
+                             (f'images under {MIN_SIDE} px', self.small,
+                              lambda u: f"{rel(u['path'])} ({u['height']}x{u['width']})"),
                              ('copies within a class', self.duplicates, group),
                              ('copies with conflicting labels', self.conflicts, group),
                              ('copies across splits (leakage)', self.leakage, group),
                              ('ignored non-image entries', self.ignored, lambda u: f"{rel(u[0])}: {u[1]}")]:
-            ls.append(f"- {title}: {len(xs)}" + ''.join(f"\n    - {fmt(x)}" for x in xs[:5]) + ('\n    - ...' if len(xs) > 5 else ''))
+            ls.append(f"- {title}: {len(xs)}" + ''.join(f"\n    - {fmt(x)}" for x in xs[:5])
+                      + ('\n    - ...' if len(xs) > 5 else ''))
         return '\n'.join(ls)
     _repr_markdown_ = __str__
 
@@ -560,7 +593,8 @@ def audit(ds: Dataset, splits=None, check_images=True, min_side=MIN_SIDE) -> Aud
         res.unreadable = [{'path': p, 'reason': h} for p,h in zip(ds.paths, heads) if isinstance(h, str)]
         if good:
             hw = np.array([h[:2] for _,h in good])
-            res.sizes = {k: [int(f(hw[:, 0])), int(f(hw[:, 1]))] for k,f in [('min', np.min), ('median', np.median), ('max', np.max)]}
+            res.sizes = {k: [int(f(hw[:, 0])), int(f(hw[:, 1]))]
+                         for k,f in [('min', np.min), ('median', np.median), ('max', np.max)]}
             res.modes = dict(Counter(h[2] for _,h in good).most_common())
             res.small = [{'path': p, 'height': h[0], 'width': h[1]} for p,h in good if min(h[:2]) < min_side]
     groups = defaultdict(list)
@@ -568,7 +602,8 @@ def audit(ds: Dataset, splits=None, check_images=True, min_side=MIN_SIDE) -> Aud
     names = _split_names(ds, splits)
     for d,idx in groups.items():
         if len(idx) < 2: continue
-        item = {'sha1': d, 'paths': [ds.paths[i] for i in idx], 'classes': sorted({ds.classes[ds.labels[i]] for i in idx})}
+        item = {'sha1': d, 'paths': [ds.paths[i] for i in idx],
+                'classes': sorted({ds.classes[ds.labels[i]] for i in idx})}
         (res.conflicts if len(item['classes']) > 1 else res.duplicates).append(item)
         if names is not None and len({names[i] for i in idx if names[i] is not None}) > 1:
             res.leakage.append(dict(item, splits=sorted({str(names[i]) for i in idx if names[i] is not None})))

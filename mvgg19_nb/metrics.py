@@ -29,7 +29,8 @@ def _auc(y_true, proba):
     present = np.unique(y_true)
     if len(present) < 2: return float('nan')
     if proba.shape[1] == 2: return float(skm.roc_auc_score(y_true, proba[:, 1]))
-    if len(present) == proba.shape[1]: return float(skm.roc_auc_score(y_true, proba, multi_class='ovr', average='macro'))
+    if len(present) == proba.shape[1]:
+        return float(skm.roc_auc_score(y_true, proba, multi_class='ovr', average='macro'))
     return float(np.mean([skm.roc_auc_score(y_true == k, proba[:, k]) for k in present]))
 
 def balanced_accuracy(y_true, pred):
@@ -70,7 +71,8 @@ def summarize(df):
 def format_mean_std(df, digits=2):
     "Per-metric strings 'mean +/- std' in percent, from fold rows or from a `summarize` frame."
     s = df if {'mean', 'std'} <= set(df.index) else summarize(df)
-    return pd.Series({c: f"{100 * s.loc['mean', c]:.{digits}f} +/- {100 * s.loc['std', c]:.{digits}f}" for c in s.columns})
+    return pd.Series({c: f"{100 * s.loc['mean', c]:.{digits}f} +/- {100 * s.loc['std', c]:.{digits}f}"
+                      for c in s.columns})
 
 # %% ../nbs/06_metrics.ipynb #875c7c5c
 def per_class_report(y_true, proba, classes):
@@ -81,13 +83,15 @@ def per_class_report(y_true, proba, classes):
     acc = rep.pop('accuracy', None)
     df = pd.DataFrame(rep).T
     if acc is not None:  # the text report prints accuracy in the f1 column, with the total support
-        row = pd.DataFrame({'precision': np.nan, 'recall': np.nan, 'f1-score': acc, 'support': len(y_true)}, index=['accuracy'])
+        row = pd.DataFrame({'precision': np.nan, 'recall': np.nan, 'f1-score': acc, 'support': len(y_true)},
+                           index=['accuracy'])
         df = pd.concat([df.iloc[:K], row, df.iloc[K:]])
     return df.astype({'support': int})
 
 def confusion(y_true, proba, classes, normalize=None):
     "Confusion matrix as a DataFrame (rows: true class, columns: predicted); `normalize` as in scikit-learn."
-    cm = skm.confusion_matrix(np.asarray(y_true).astype(int), to_pred(proba), labels=list(range(len(classes))), normalize=normalize)
+    cm = skm.confusion_matrix(np.asarray(y_true).astype(int), to_pred(proba), labels=list(range(len(classes))),
+                              normalize=normalize)
     names = [str(c) for c in classes]
     return pd.DataFrame(cm, index=pd.Index(names, name='true'), columns=pd.Index(names, name='predicted'))
 
@@ -98,7 +102,8 @@ def single_class_folds(proba, fold_of, threshold=0.9):
     out = {}
     for k in np.unique(f):
         counts = np.bincount(pred[f == k])
-        if counts.max() > threshold * counts.sum(): out[int(k)] = (int(counts.argmax()), float(counts.max() / counts.sum()))
+        if counts.max() > threshold * counts.sum():
+            out[int(k)] = (int(counts.argmax()), float(counts.max() / counts.sum()))
     return out
 
 # %% ../nbs/06_metrics.ipynb #cbbeaba3

@@ -146,7 +146,8 @@ def bd_branch(x, tap, rate=0.5):
 
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
 class Standardize(layers.Layer):
-    "Per-feature `(x - mean) / sqrt(variance)` with fixed statistics, set from the training data (`standardize_inputs`)."
+    ("Per-feature `(x - mean) / sqrt(variance)` with fixed statistics, "
+     "set from the training data (`standardize_inputs`).")
     def build(self, input_shape):
         width = input_shape[-1]  # identity until set: mean 0, variance 1
         self.mean = self.add_weight(shape=(width,), initializer='zeros', trainable=False, name='mean')
@@ -155,7 +156,8 @@ class Standardize(layers.Layer):
     def call(self, x): return (x - ops.cast(self.mean, x.dtype)) * ops.rsqrt(ops.cast(self.variance, x.dtype))
 
 def trunk_output(x, standardize=True):
-    "The trunk's feature vector from its pooled map `x`: 'trunk_standardize' after 'trunk_gap' unless `standardize` is False."
+    ("The trunk's feature vector from its pooled map `x`: 'trunk_standardize' after 'trunk_gap' "
+     "unless `standardize` is False.")
     return Standardize(name='trunk_standardize')(x) if standardize else x
 
 def classifier_head(features, num_classes, dense_units=2500, dense_activation='relu', dropout=0.5):

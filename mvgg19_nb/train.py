@@ -13,7 +13,8 @@ from keras import ops
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
-from .features import PooledBD, build_cached_head, extract_features, transfer_head, content_digest, _remove_orphans
+from .features import (
+    PooledBD, build_cached_head, extract_features, transfer_head, content_digest, _remove_orphans)
 from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, Standardize, build_model, with_classes
 from .images import cpu_cores, write_atomic
 from .augment import AUGMENT_DEFAULTS, build_augmenter
@@ -86,7 +87,8 @@ class FusedAdam(keras.optimizers.Adam):
         cast = lambda v: ops.cast(v, dtype)
         step = cast(step)
         return dict(beta1_power=ops.power(cast(self.beta_1), step), beta2_power=ops.power(cast(self.beta_2), step),
-                    lr=cast(learning_rate), beta1=cast(self.beta_1), beta2=cast(self.beta_2), epsilon=cast(self.epsilon))
+                    lr=cast(learning_rate), beta1=cast(self.beta_1), beta2=cast(self.beta_2),
+                    epsilon=cast(self.epsilon))
 
     def _keras_update_step(self, gradient, variable, learning_rate):
         "Keras's own `Adam` step, where the fused kernel does not apply (other backends, `amsgrad`, sparse gradients)."
@@ -220,7 +222,8 @@ HEAD_KEYS = ('dense_units', 'dense_activation', 'dropout', 'bd_dropout', 'standa
 _HEADS = {}  # this process's compiled heads, reused by later folds: tracing a new head's functions costs seconds a fold
 
 def _fresh_head(name, num_classes, layout, seed, head_kwargs):
-    "A compiled head in the exact state of a new `build_cached_head(..., seed=seed)`, reusing this process's compiled one."
+    ("A compiled head in the exact state of a new `build_cached_head(..., seed=seed)`, "
+     "reusing this process's compiled one.")
     new = build_cached_head(name, num_classes, layout, seed=seed, **head_kwargs)
     key = json.dumps([name, num_classes, layout, head_kwargs], sort_keys=True, default=str)
     if key not in _HEADS:
@@ -660,8 +663,10 @@ def _limit_threads(threads):
         if tf.config.threading.get_intra_op_parallelism_threads() == threads: return  # done by an earlier fold
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-    elif keras.backend.backend() == 'jax' and threads == 1 and 'multi_thread_eigen' not in os.environ.get('XLA_FLAGS', ''):
-        os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1').strip()
+    elif (keras.backend.backend() == 'jax' and threads == 1
+          and 'multi_thread_eigen' not in os.environ.get('XLA_FLAGS', '')):
+        os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
+                                   + ' --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1').strip()
 
 _WATCH = {}  # in a worker: the pid of the process it trains folds for, and the thread watching it
 
@@ -736,10 +741,11 @@ def _stacked_tasks(pending, splits, fold_idx, parts):
     return tasks
 
 # %% ../nbs/05_train.ipynb #27c0ba6d
-def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_INPUT_SIZE, folds=10, epochs=15, batch_size=32,
-                   weights='imagenet', freeze='frozen', preprocessing='vgg', augment=None, views=4, val_split=0.1, seed=0,
-                   out_dir='runs', cache_dir=None, cached=None, model_kwargs=None, workers=None, progress=True,
-                   bn_stats='precise', baselines=True, precision='float32', heads='per_fold', backend='loky', patience=None):
+def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_INPUT_SIZE, folds=10, epochs=15,
+                   batch_size=32, weights='imagenet', freeze='frozen', preprocessing='vgg', augment=None, views=4,
+                   val_split=0.1, seed=0, out_dir='runs', cache_dir=None, cached=None, model_kwargs=None, workers=None,
+                   progress=True, bn_stats='precise', baselines=True, precision='float32', heads='per_fold',
+                   backend='loky', patience=None):
     """Stratified `folds`-fold cross-validation of each of `models` on `ds`, on the same folds.
     `augment`: dict of `build_augmenter` settings, None for its defaults, False for none. `cached`: None picks the
     feature cache when `freeze='frozen'`. Finished folds in `out_dir` are reused by a rerun with the same parameters,
@@ -752,9 +758,9 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
     `baselines`: also score the majority rate and linear probes on the cached features, on the same folds.
     `precision`: of the backbone's features ('float32', 'bfloat16' or 'auto', see `extract_features`).
     `heads`: on cached features, 'per_fold' trains one fold at a time (the reference, in `workers` processes),
-    'stacked' each model's heads of all folds as one model (`FoldStack`); `backend`: 'loky' (worker processes), 'serial' (this process)
-    or 'ray' (`mvgg19_nb.cluster`, one fold per task, so per fold). Neither changes results beyond float32
-    rounding, nor which folds a rerun reuses.
+    'stacked' each model's heads of all folds as one model (`FoldStack`); `backend`: 'loky' (worker processes),
+    'serial' (this process) or 'ray' (`mvgg19_nb.cluster`, one fold per task, so per fold). Neither changes results
+    beyond float32 rounding, nor which folds a rerun reuses.
     Every parameter is checked (`check_params`) before any work."""
     if heads not in HEADS: raise ValueError(f"heads={heads!r}: use one of {', '.join(map(repr, HEADS))}")
     if backend not in BACKENDS: raise ValueError(f"backend={backend!r}: use one of {', '.join(map(repr, BACKENDS))}")
@@ -784,7 +790,8 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
                   labels=content_digest(labels.tolist()), models=list(models), input_size=list(input_size),
                   folds=folds, epochs=epochs, **({'epochs_asked': asked} if asked != epochs else {}),
                   batch_size=batch_size, weights=str(weights), freeze=freeze, preprocessing=preprocessing,
-                  augment=augment if augment is False else {**AUGMENT_DEFAULTS, **(augment or {})},  # defaults spelt out
+                  augment=(augment if augment is False
+                           else {**AUGMENT_DEFAULTS, **(augment or {})}),  # defaults spelt out
                   views=views, val_split=val_split, seed=seed, cached=cached, model_kwargs=model_kwargs,
                   bn_stats=bn_stats, precision=precision, backend=keras.backend.backend(), keras=keras.__version__,
                   **({} if patience is None else {'patience': patience}))  # absent when off: earlier runs keep their id
@@ -866,8 +873,8 @@ def train_final_model(ds, model='mvgg19', input_size=DEFAULT_INPUT_SIZE, epochs=
     labels = np.asarray(ds.labels)
     with tempfile.TemporaryDirectory(prefix='mvgg19_final_') as tmp:
         feats = extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or tmp,
-                                 content_digest(ds.digests()), input_size, weights, branches, trunk, preprocessing, seed,
-                                 views, augment or None, progress=progress, precision=precision)
+                                 content_digest(ds.digests()), input_size, weights, branches, trunk, preprocessing,
+                                 seed, views, augment or None, progress=progress, precision=precision)
         keras.utils.set_random_seed(seed)
         head = compile_head(build_cached_head(model, len(ds.classes), feats.layout, seed=seed, **kw))
         fit_cached_head(head, feats.views, np.arange(len(ds)), labels, resolve_epochs(epochs, len(ds), batch_size),

@@ -114,7 +114,8 @@ def test_file_digest(tmp_path):
 def toy(n=(4, 2)):
     labels = np.repeat(np.arange(len(n)), n)
     return Dataset('toy', [f'/x/{i}.png' for i in range(len(labels))], labels, [f'c{i}' for i in range(len(n))],
-                   {'per_image': ['split'], 'split': np.array(['train', 'test'] * (len(labels)//2) + ['train']*(len(labels) % 2))})
+                   {'per_image': ['split'],
+                    'split': np.array(['train', 'test'] * (len(labels)//2) + ['train']*(len(labels) % 2))})
 
 
 def test_dataset_basics():
@@ -139,7 +140,9 @@ def test_sample_keeps_every_class():
 def test_check_folds():
     ds = toy((10, 3))
     assert check_folds(ds, 3) is ds
-    with pytest.raises(DataError, match=r"fewer images than folds=5 in class 'c1' \(3 images\); use at most 3 folds"): check_folds(ds, 5)
+    with pytest.raises(DataError, match=r"fewer images than folds=5 in class 'c1' \(3 images\); "
+                                        r"use at most 3 folds"):
+        check_folds(ds, 5)
 
 
 # ---------------------------------------------------------------- layouts
@@ -147,7 +150,8 @@ def test_check_folds():
 def test_gc10det(tmp_path):
     root = make_gc10det(tmp_path/'gc10')
     ds = load_gc10det(root)
-    assert len(ds) == 20 and ds.classes[:3] == ['punching', 'weld_line', 'crescent_gap'] and ds.classes[-1] == 'waist_folding'
+    assert (len(ds) == 20 and ds.classes[:3] == ['punching', 'weld_line', 'crescent_gap']
+            and ds.classes[-1] == 'waist_folding')
     assert all(n == 2 for n in ds.counts().values())
     assert ds.meta['annotations'].endswith('lable') and ds.meta['ignored'] == []
     assert ds.load((16, 16)).shape == (20, 16, 16, 3)
@@ -183,7 +187,8 @@ def test_folder(tmp_path):
     root = make_folder(tmp_path/'f', classes=('ok', 'scratch', 'dent'))
     ds = load_folder(root)
     assert ds.classes == ['dent', 'ok', 'scratch'] and ds.counts() == {'dent': 3, 'ok': 3, 'scratch': 3}
-    with pytest.warns(UserWarning, match='scratch.*folder not among classes'): two = load_folder(root, classes=['ok', 'dent'])
+    with pytest.warns(UserWarning, match='scratch.*folder not among classes'):
+        two = load_folder(root, classes=['ok', 'dent'])
     assert two.classes == ['ok', 'dent'] and len(two) == 6
     x = ds.load((20, 20))
     assert x.shape == (9, 20, 20, 3) and x.dtype == np.uint8
@@ -252,7 +257,8 @@ def test_elpv_layout(tmp_path):
 
 @pytest.mark.parametrize('text,match', [
     ('images/cell0001.png 0.0\n', 'line 1: expected 3 columns'),
-    ('images/cell0001.png 0 mono\nimages/cell0002.png 1.2 mono\n', r'line 2: defect probability 1.2 is outside \[0, 1\]'),
+    ('images/cell0001.png 0 mono\nimages/cell0002.png 1.2 mono\n',
+     r'line 2: defect probability 1.2 is outside \[0, 1\]'),
     ('images/cell0001.png 0 mono\nimages/cell0002.png -0.1 mono\n', 'outside'),
     ('images/cell0001.png 0 mono\nimages/cell0099.png 1 mono\n', 'line 2: image .*cell0099.png.* does not exist'),
     ('images/cell0001.png zero mono\n', 'not a number'),

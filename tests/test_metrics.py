@@ -63,7 +63,8 @@ def test_folds_summary_and_format():
     folds = np.arange(len(y)) % 10
     df = fold_metrics(y, p, folds)
     assert list(df.index) == [f'fold {i}' for i in range(10)]
-    assert df.loc['fold 4', 'f1'] == pytest.approx(skm.f1_score(y[folds == 4], p[folds == 4].argmax(1), average='macro'))
+    assert df.loc['fold 4', 'f1'] == pytest.approx(
+        skm.f1_score(y[folds == 4], p[folds == 4].argmax(1), average='macro'))
     s = summarize(df)
     assert list(s.index) == ['mean', 'std'] and list(s.columns) == list(df.columns)
     assert s.loc['std', 'accuracy'] == pytest.approx(np.std(df['accuracy'], ddof=1))

@@ -12,7 +12,8 @@ from mvgg19_nb.params import (ALLOWED, HDF5_SIGNATURE, ParameterError, check_mod
                               model_constants, _model_source)
 from fixtures import make_folder
 
-TOY = Dataset('toy', [f'{c}_{i}.png' for c, n in [('ok', 12), ('bad', 3)] for i in range(n)], [0] * 12 + [1] * 3, ['ok', 'bad'])
+TOY = Dataset('toy', [f'{c}_{i}.png' for c, n in [('ok', 12), ('bad', 3)] for i in range(n)], [0] * 12 + [1] * 3,
+              ['ok', 'bad'])
 
 
 def fails(contains, **params):
@@ -28,8 +29,8 @@ def fails(contains, **params):
 def test_models():
     assert check_params(models='vgg19') == {'models': ['vgg19']}  # a single name is a list of one, not 5 letters
     assert check_params(models=('vgg19', 'mvgg19'))['models'] == ['vgg19', 'mvgg19']
-    fails("models=['resnet50']: unknown model 'resnet50'; use a model name or a list of distinct names from mvgg19, vgg19",
-          models=['resnet50'])
+    fails("models=['resnet50']: unknown model 'resnet50'; use a model name or a list of distinct names from "
+          "mvgg19, vgg19", models=['resnet50'])
     fails("'vgg19' named more than once", models=['vgg19', 'mvgg19', 'vgg19'])
     fails('models=[]: use a model name', models=[])
     fails('models=None', models=None)
@@ -39,7 +40,8 @@ def test_folds():
     assert check_params(folds=3, dataset=TOY)['folds'] == 3
     fails('folds=1: use an integer >= 2', folds=1)
     fails('folds=True: use an integer >= 2, not a truth value', folds=True)
-    fails("folds=4: toy: fewer images than folds=4 in class 'bad' (3 images); use at most 3 folds", folds=4, dataset=TOY)
+    fails("folds=4: toy: fewer images than folds=4 in class 'bad' (3 images); use at most 3 folds", folds=4,
+          dataset=TOY)
     fails("(in the sample of max_images=10)", folds=4, max_images=10, dataset=TOY)
 
 
@@ -81,7 +83,8 @@ def test_max_images():
     assert check_params(max_images=None, dataset=TOY)['max_images'] is None
     assert check_params(max_images=8, dataset=TOY)['max_images'] == 8  # 5 + 3: what Dataset.sample keeps at least
     fails('max_images=1: use None (every image) or an integer >= 2', max_images=1)
-    fails('max_images=3: use None (every image) or an integer >= 4 (2 per class, 2 classes in toy)', max_images=3, dataset=TOY)
+    fails('max_images=3: use None (every image) or an integer >= 4 (2 per class, 2 classes in toy)', max_images=3,
+          dataset=TOY)
     fails('max_images=True', max_images=True)
     six = Dataset('six', [f'{i}.png' for i in range(60)], np.arange(60) % 6, list('abcdef'))
     fails('max_images=12: six: max_images=12 cannot keep 5 images of each of 6 classes', max_images=12, dataset=six)
@@ -93,7 +96,8 @@ def test_weights(tmp_path):
     assert check_params(weights=tmp_path/'w.h5')['weights'] == str(tmp_path/'w.h5')
     name = 'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5'
     lines = fails('no such file; use None', weights=str(tmp_path/'missing.h5'))
-    assert name in lines[0] and model_constants()['VGG19_NOTOP_URL'] in lines[0] and str(tmp_path/'missing.h5') in lines[0]
+    assert (name in lines[0] and model_constants()['VGG19_NOTOP_URL'] in lines[0]
+            and str(tmp_path/'missing.h5') in lines[0])
     fails('not an HDF5 weights file', weights=tmp_path/'text.h5')
     fails('a folder, not a weights file', weights=tmp_path)
     fails('weights=3: use None', weights=3)
@@ -120,7 +124,8 @@ def test_positive_class():
 
 
 def test_dataset_names():
-    assert [dataset_key(n) for n in ('CASTING', 'magnetic-tile', 'Magnetic_Tile')] == ['casting', 'magnetic_tile', 'magnetic_tile']
+    assert ([dataset_key(n) for n in ('CASTING', 'magnetic-tile', 'Magnetic_Tile')]
+            == ['casting', 'magnetic_tile', 'magnetic_tile'])
     assert check_params(dataset='ELPV')['dataset'] == 'elpv' and check_params(dataset=TOY)['dataset'] is TOY
     fails("dataset='nosuch': unknown dataset 'nosuch'; use one of casting, ", dataset='nosuch')
     with pytest.raises(ParameterError, match="dataset='x': unknown dataset"): dataset_key('x')
@@ -128,7 +133,8 @@ def test_dataset_names():
 
 def test_every_problem_at_once_and_unknown_names_pass():
     with pytest.raises(ParameterError) as e:
-        check_params(models='resnet50', epochs=0, batch_size=0, val_split=1.5, views=0, cache_dir='x', anything=object())
+        check_params(models='resnet50', epochs=0, batch_size=0, val_split=1.5, views=0, cache_dir='x',
+                     anything=object())
     assert [p.split('=')[0] for p in e.value.problems] == ['models', 'epochs', 'batch_size', 'val_split', 'views']
     assert check_params(cache_dir='x', out_dir=None) == {'cache_dir': 'x', 'out_dir': None}
     assert isinstance(e.value, ValueError)
@@ -139,17 +145,18 @@ def test_model_constants_match_the_model_module():
     assert _model_source() == dict(MODELS=tuple(m.MODELS), PREPROCESSING=tuple(m.PREPROCESSING), MIN_SIZE=m.MIN_SIZE,
                                    VGG19_NOTOP_URL=m.VGG19_NOTOP_URL)
     assert set(ALLOWED) >= {'models', 'folds', 'epochs', 'batch_size', 'val_split', 'views', 'input_size', 'freeze',
-                            'preprocessing', 'max_images', 'weights', 'seed', 'workers', 'augment', 'precision', 'bn_stats',
-                            'positive_class'}
+                            'preprocessing', 'max_images', 'weights', 'seed', 'workers', 'augment', 'precision',
+                            'bn_stats', 'positive_class'}
 
 
 def test_model_files(tmp_path):
     with zipfile.ZipFile(tmp_path/'m.keras', 'w') as z: z.writestr('config.json', '{}')
-    (tmp_path/'text.keras').write_text('hi'); (tmp_path/'text.h5').write_text('hi'); (tmp_path/'m.onnx').write_bytes(b'x')
+    (tmp_path/'text.keras').write_text('hi'); (tmp_path/'text.h5').write_text('hi')
+    (tmp_path/'m.onnx').write_bytes(b'x')
     assert check_model_file(tmp_path/'m.keras') == tmp_path/'m.keras'
     with pytest.raises(FileNotFoundError, match='not found'): check_model_file(tmp_path/'missing.keras')
-    for bad, why in [('text.keras', 'not a .keras archive'), ('text.h5', 'not an HDF5 file'), ('m.onnx', 'must end in .keras'),
-                     ('', 'a folder')]:
+    for bad, why in [('text.keras', 'not a .keras archive'), ('text.h5', 'not an HDF5 file'),
+                     ('m.onnx', 'must end in .keras'), ('', 'a folder')]:
         with pytest.raises(ParameterError) as e: check_model_file(tmp_path/bad)
         assert str(e.value).startswith(f'not a Keras model file: {tmp_path/bad} (') and why in str(e.value)
         assert len(str(e.value).splitlines()) == 1
@@ -214,13 +221,16 @@ def test_cli_dataset_name_and_output_dir(tiny, capsys, tmp_path):
     assert rc == 2 and err == [f"mvgg19 run: error: dataset='nosuch': unknown dataset 'nosuch'; use one of "
                                f"{', '.join(__import__('mvgg19_nb.data', fromlist=['DATASETS']).DATASETS)}"]
     (tmp_path/'afile').write_text('x')
-    rc, err = run_cli(capsys, 'folder', '-p', 'data_root', str(tiny), '-p', 'folds', '2', '-p', 'output_dir', str(tmp_path/'afile'/'o'))
-    assert rc == 2 and len(err) == 1 and f"'{tmp_path/'afile'}' is a file, not a folder; choose another output_dir" in err[0]
+    rc, err = run_cli(capsys, 'folder', '-p', 'data_root', str(tiny), '-p', 'folds', '2', '-p', 'output_dir',
+                      str(tmp_path/'afile'/'o'))
+    assert (rc == 2 and len(err) == 1
+            and f"'{tmp_path/'afile'}' is a file, not a folder; choose another output_dir" in err[0])
 
 
 @pytest.mark.skipif(not os.path.isdir('/proc'), reason='needs /proc (a folder nobody can create files in)')
 def test_cli_output_dir_not_writable(tiny, capsys):
-    rc, err = run_cli(capsys, 'folder', '-p', 'data_root', str(tiny), '-p', 'folds', '2', '-p', 'output_dir', '/proc/mvgg19_out')
+    rc, err = run_cli(capsys, 'folder', '-p', 'data_root', str(tiny), '-p', 'folds', '2', '-p', 'output_dir',
+                      '/proc/mvgg19_out')
     assert rc == 2 and len(err) == 1 and "output_dir '/proc/mvgg19_out': cannot write in '/proc'" in err[0]
 
 
@@ -228,7 +238,8 @@ def test_cli_output_dir_without_permission(tiny, capsys, tmp_path):
     ro = tmp_path/'ro'; ro.mkdir(); ro.chmod(0o555)
     try:
         if os.access(ro, os.W_OK): pytest.skip('running as a user who can write anywhere (root)')
-        rc, err = run_cli(capsys, 'folder', '-p', 'data_root', str(tiny), '-p', 'folds', '2', '-p', 'output_dir', str(ro/'out'))
+        rc, err = run_cli(capsys, 'folder', '-p', 'data_root', str(tiny), '-p', 'folds', '2', '-p', 'output_dir',
+                          str(ro/'out'))
         assert rc == 2 and len(err) == 1 and 'cannot write in' in err[0]
     finally: ro.chmod(0o755)
 
@@ -238,7 +249,8 @@ def test_cli_refuses_fast_without_keras_or_papermill(tmp_path):
     ds = make_folder(tmp_path/'tiny', per_class=3)
     code = ("import sys; from mvgg19_nb.cli import main; rc = main(sys.argv[1:]); "
             "print(sorted(m for m in ('keras', 'tensorflow', 'papermill') if m in sys.modules)); sys.exit(rc)")
-    for args in (['-p', 'epochs', '0'], ['-p', 'models', '[resnet50]'], ['-p', 'batch_size', '0'], ['-p', 'folds', '9']):
+    for args in (['-p', 'epochs', '0'], ['-p', 'models', '[resnet50]'], ['-p', 'batch_size', '0'],
+                 ['-p', 'folds', '9']):
         r = subprocess.run([sys.executable, '-c', code, 'run', 'folder', '-p', 'data_root', str(ds), *args],
                            capture_output=True, text=True, cwd=tmp_path)
         # fast: nothing heavy imported (a wall-clock bound would depend on the machine and on its load)

@@ -13,7 +13,8 @@ from mvgg19_nb.params import ParameterError
 from fixtures import make_magnetic_tile
 
 CLASSES = ['Blowhole', 'Crack', 'Free']
-SMALL = dict(branches=('block2_pool',), trunk='block3_pool', dense_units=8)  # a small VGG19 cut: fast to build and export
+# a small VGG19 cut: fast to build and export
+SMALL = dict(branches=('block2_pool',), trunk='block3_pool', dense_units=8)
 
 
 @pytest.fixture(scope='module')
@@ -75,7 +76,8 @@ def test_predict_any_mode_and_size_from_a_folder(model, tmp_path):
 
 
 def test_files_that_are_not_a_keras_model(model, tmp_path):
-    (tmp_path/'text.keras').write_text('not a model'); (tmp_path/'text.h5').write_text('not a model'); (tmp_path/'d').mkdir()
+    (tmp_path/'text.keras').write_text('not a model'); (tmp_path/'text.h5').write_text('not a model')
+    (tmp_path/'d').mkdir()
     for bad, why in [('text.keras', 'not a .keras archive'), ('text.h5', 'not an HDF5 file'), ('d', 'a folder')]:
         with pytest.raises(ParameterError, match=f'not a Keras model file: .*{bad} \\({why}'): load_model(tmp_path/bad)
     with pytest.raises(FileNotFoundError, match='not found'): load_model(tmp_path/'missing.keras')
@@ -96,7 +98,8 @@ def test_magnetic_tile_masks_are_skipped(model, tmp_path):
     assert notes == ['skipped 3 files: 3 magnetic tile ground-truth masks']
     pngs = sorted(str(p) for p in root.rglob('*.png'))
     assert mask_files(pngs + sorted(str(p) for p in root.rglob('*.jpg')), log=notes.append) == set(pngs)
-    assert len(predict_files(model, root, progress=False, skip_masks=False, log=notes.append)) == 10  # masks kept if asked
+    # masks kept if asked
+    assert len(predict_files(model, root, progress=False, skip_masks=False, log=notes.append)) == 10
 
 
 def test_exclude_globs(model, tmp_path):
@@ -104,8 +107,10 @@ def test_exclude_globs(model, tmp_path):
     notes = []
     assert len(select_images(root, exclude=['MT_Free/*'], log=notes.append)) == 2
     assert notes == ["skipped 8 files: 2 magnetic tile ground-truth masks and 6 matching 'MT_Free/*'"]
-    assert select_images(root, exclude='*.jpg', skip_masks=False, log=notes.append) == sorted(map(str, root.rglob('*.png')))
-    with pytest.raises(FileNotFoundError, match='no image files'): predict_files(model, root, exclude=['*'], log=notes.append)
+    assert (select_images(root, exclude='*.jpg', skip_masks=False, log=notes.append)
+            == sorted(map(str, root.rglob('*.png'))))
+    with pytest.raises(FileNotFoundError, match='no image files'):
+        predict_files(model, root, exclude=['*'], log=notes.append)
 
 
 def test_predict_arrays_resized_like_files(model, images):

@@ -20,7 +20,8 @@ FOLD_FILE = re.compile(r'fold\d+\.npz')  # a finished fold; `fold1.npz.tmp123.np
 def cache(tmp_path_factory): return tmp_path_factory.mktemp('cache')
 
 @pytest.fixture(scope='module')
-def run(ds, cache, tmp_path_factory):  # stacked heads, in STACKED_WORKERS process(es); the per-fold default is checked against them
+def run(ds, cache, tmp_path_factory):
+    # stacked heads, in STACKED_WORKERS process(es); the per-fold default is checked against them
     return cross_validate(ds, out_dir=tmp_path_factory.mktemp('runs'), cache_dir=cache, heads='stacked', **ARGS)
 
 def same_results(a, b, tol=FLOAT_TOL):
@@ -44,7 +45,8 @@ def test_end_to_end_metrics_come_from_predictions(ds, run):
             assert df.loc[f'fold {k}', 'accuracy'] == pytest.approx(accuracy_score(y, pred))
             assert df.loc[f'fold {k}', 'f1'] == pytest.approx(f1_score(y, pred, average='macro', zero_division=0))
         shuffled = run.labels[np.random.default_rng(0).permutation(len(ds))]
-        assert not np.allclose(df['accuracy'].values, [accuracy_score(shuffled[te], p[te].argmax(1)) for te in run.folds])
+        assert not np.allclose(df['accuracy'].values,
+                               [accuracy_score(shuffled[te], p[te].argmax(1)) for te in run.folds])
 
 def test_same_seed_same_folds_and_metrics(ds, cache, run, tmp_path):
     again = cross_validate(ds, out_dir=tmp_path, cache_dir=cache, **ARGS)
@@ -64,7 +66,8 @@ SCRIPT = textwrap.dedent('''
 def test_killed_run_resumes_to_same_result(ds, cache, run, tmp_path):
     script = tmp_path/'run.py'; script.write_text(SCRIPT)
     out = tmp_path/'runs'
-    proc = subprocess.Popen([sys.executable, str(script), str(out), str(cache)], env={**os.environ, 'KERAS_HOME': os.environ['KERAS_HOME']},
+    proc = subprocess.Popen([sys.executable, str(script), str(out), str(cache)],
+                            env={**os.environ, 'KERAS_HOME': os.environ['KERAS_HOME']},
                             start_new_session=True)  # its own process group: the kill takes the fold workers too
     deadline = time.time() + 240
     while not list(out.glob('*/vgg19/fold1.npz')) and time.time() < deadline and proc.poll() is None: time.sleep(0.2)
@@ -79,7 +82,8 @@ def test_killed_run_resumes_to_same_result(ds, cache, run, tmp_path):
 
 def test_heads_workers_and_backends_do_not_change_results(ds, cache, run, tmp_path):
     # the per-fold reference in this process ('serial' even with workers=2), and in default_workers processes
-    serial = cross_validate(ds, out_dir=tmp_path/'serial', cache_dir=cache, heads='per_fold', backend='serial', workers=2, **ARGS)
+    serial = cross_validate(ds, out_dir=tmp_path/'serial', cache_dir=cache, heads='per_fold', backend='serial',
+                            workers=2, **ARGS)
     assert serial.timings['workers'] == 1 and serial.timings['heads'] == 'per_fold'
     assert {t['pid'] for r in serial.runs.values() for t in r['timings']} == {os.getpid()}
     assert all('stacked' not in t for r in serial.runs.values() for t in r['timings'])
@@ -97,8 +101,9 @@ def test_heads_and_backend_leave_the_run_folder_alone(ds, cache, run):
     "Neither `heads` nor `backend` (nor how a parameter is spelt) is part of the run: a rerun reuses every fold."
     out, files = Path(run.params['run_dir']).parent, sorted(Path(run.params['run_dir']).glob('*/fold*.npz'))
     stamps = [p.stat().st_mtime_ns for p in files]
+    # 48: a square; True: the default augmentations
     again = cross_validate(ds, out_dir=out, cache_dir=cache, heads='per_fold', backend='serial',
-                           **{**ARGS, 'input_size': 48, 'augment': True})  # 48: a square; True: the default augmentations
+                           **{**ARGS, 'input_size': 48, 'augment': True})
     assert again.params['run_dir'] == run.params['run_dir'] and len(files) == 6
     assert [p.stat().st_mtime_ns for p in files] == stamps  # nothing retrained
     same_results(again, run, tol=0)
