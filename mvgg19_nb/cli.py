@@ -466,8 +466,8 @@ def set_aside_stale(path, since: float, log=print):
 def summary_line(rec: dict) -> str:
     "One line from a results record: each model's accuracy and balanced accuracy beside the majority rate and probes."
     pct = lambda r, k: f"{100 * r['mean'][k]:.1f} %" if k in r.get('mean', {}) else 'n/a'  # older records lack some
-    names = {'vgg19': 'VGG19', 'mvgg19': 'MVGG19', 'majority': 'majority rate', 'linear_probe_trunk': 'linear probe (trunk)',
-             'linear_probe_all': 'linear probe (all)'}
+    names = {'vgg19': 'VGG19', 'mvgg19': 'MVGG19', 'majority': 'majority rate',
+             'linear_probe_trunk': 'linear probe (trunk)', 'linear_probe_all': 'linear probe (all)'}
     parts = [f"{names.get(m, m)} {pct(r, 'accuracy')} (balanced {pct(r, 'balanced_accuracy')})"
              for m, r in rec.get('models', {}).items()]
     parts += [f"{names[b]} {pct(baseline_of(rec, b), 'accuracy')}" for b in names if b in BASELINE_NAMES

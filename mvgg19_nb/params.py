@@ -188,7 +188,8 @@ def _precision(v, ds=None): return _one_of(v, PRECISIONS)
 @rule('bn_stats', "'precise' (BatchNorm statistics from the training images) or 'ema' (Keras's moving averages)")
 def _bn_stats(v, ds=None): return _one_of(v, BN_STATS)
 
-@rule('standardize_trunk', "True (the trunk's features standardised on the training images) or False (the paper's head)")
+@rule('standardize_trunk',
+      "True (the trunk's features standardised on the training images) or False (the paper's head)")
 def _standardize_trunk(v, ds=None):
     if not isinstance(v, bool): raise Problem(f"use True or False, not {v!r}")
     return v

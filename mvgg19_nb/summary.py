@@ -113,7 +113,8 @@ def _weights_note(tab) -> str:
     if other: out.append(f"```{{note}}\nRuns with a weights file: {', '.join(other)}.\n```\n")
     capped = [f"{r['name']} ({int(r.max_images)} images)" for _, r in ran.iterrows()
               if r.max_images is not None and not pd.isna(r.max_images)]
-    if capped: out.append(f"```{{note}}\nRun on a stratified sample (`max_images`), not the whole dataset: {', '.join(capped)}.\n```\n")
+    if capped: out.append("```{note}\nRun on a stratified sample (`max_images`), not the whole dataset: "
+                          f"{', '.join(capped)}.\n```\n")
     ema = [r['name'] for _, r in ran.iterrows() if r.bn_stats != 'precise']
     if ema: out.append("```{note}\nRun with Keras's moving-average BatchNorm statistics (`bn_stats='ema'`, or by a "
                        f"version before the precise statistics and the baselines existed): {', '.join(ema)}; rerun "
