@@ -837,7 +837,8 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
                   + (f', as {len(tasks)} stacked model(s)' if stacked else ''), flush=True)
         for n_done, (m, k, fit_s) in enumerate(_run_folds(tasks, shared, workers, backend), 1):
             if progress: print(f'{m}: fold {k + 1}/{folds} done in {fit_s:.0f} s ({n_done}/{len(pending)})', flush=True)
-        res.timings.update(workers=workers, heads='stacked' if stacked else 'per_fold', fold_backend=backend)
+        res.timings.update(workers=workers, heads='stacked' if stacked else 'per_fold', fold_backend=backend,
+                           folds_reused=len(models) * folds - len(pending))  # read back from run_dir, not trained
         for m in models:
             proba, hists, times = np.zeros((len(ds), num_classes), 'float32'), [], []
             for k, te in enumerate(fold_idx):

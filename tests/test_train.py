@@ -106,6 +106,7 @@ def test_heads_and_backend_leave_the_run_folder_alone(ds, cache, run):
                            **{**ARGS, 'input_size': 48, 'augment': True})
     assert again.params['run_dir'] == run.params['run_dir'] and len(files) == 6
     assert [p.stat().st_mtime_ns for p in files] == stamps  # nothing retrained
+    assert (run.timings['folds_reused'], again.timings['folds_reused']) == (0, 6)  # what the page says it read back
     same_results(again, run, tol=0)
 
 def test_ray_backend_delegates_to_the_cluster_module(ds, cache, run, tmp_path, monkeypatch):
