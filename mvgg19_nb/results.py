@@ -12,6 +12,7 @@ import pandas as pd
 import mvgg19_nb
 from .images import cpu_cores, write_atomic
 from .experiment import DATASET_NAMES, MODEL_NAMES
+from .metrics import format_mean_std
 
 # %% auto #0
 __all__ = ['RESULTS_VERSION', 'PROBE_OF', 'BASELINE_METHODS', 'GAP_LIMIT', 'jsonable', 'provenance', 'audit_summary',
@@ -168,14 +169,14 @@ def _accuracy(res, name):
 
 def augmentation_check_table(res, plain) -> pd.DataFrame:
     "Per model: accuracy (%) with augmentation (`res`), without (`plain`), the probe on its features, and the gaps."
-    rows = {}
+    rows, acc = {}, lambda r, name: format_mean_std(r.metrics(name)[['accuracy']])['accuracy']  # as on the page
     for m in plain.runs:
-        (w, ws), (wo, wos) = _accuracy(res, m), _accuracy(plain, m)
-        (p, ps) = _accuracy(res, PROBE_OF[m]) if PROBE_OF.get(m) in (res.baselines or {}) else (np.nan, np.nan)
-        rows[MODEL_NAMES.get(m, m)] = {'with augmentation': f'{w:.2f} ± {ws:.2f}',
-                                       'without': f'{wo:.2f} ± {wos:.2f}',
-                                       'linear probe, own features': f'{p:.2f} ± {ps:.2f}',
-                                       'gap with': round(p - w, 2), 'gap without': round(p - wo, 2)}
+        probe = PROBE_OF.get(m) in (res.baselines or {})
+        p = _accuracy(res, PROBE_OF[m])[0] if probe else np.nan
+        rows[MODEL_NAMES.get(m, m)] = {'with augmentation': acc(res, m), 'without': acc(plain, m),
+                                       'linear probe, own features': acc(res, PROBE_OF[m]) if probe else '-',
+                                       'gap with': round(p - _accuracy(res, m)[0], 2),
+                                       'gap without': round(p - _accuracy(plain, m)[0], 2)}
     return pd.DataFrame(rows).T.rename_axis('accuracy (%)')
 
 def augmentation_check_text(res, plain) -> str:
