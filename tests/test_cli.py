@@ -40,7 +40,8 @@ def test_relative_paths_are_resolved_where_the_user_stands(fake_run, tiny, tmp_p
     assert (c['data_root'], c['output_dir'], c['runs_dir'], c['weights']) == \
         (str(tmp_path/'tiny'), str(tmp_path/'res'), str(tmp_path/'r'), str(tmp_path/'w.h5'))
     assert c['cache_dir'] == str(Path.home()/'c') and c['output'] == tmp_path/'res'/'folder.ipynb'
-    assert f"folder: wrote {tmp_path/'res'/'folder.ipynb'} and {tmp_path/'res'/'folder.json'}" in capsys.readouterr().out
+    assert (f"folder: wrote {tmp_path/'res'/'folder.ipynb'} and {tmp_path/'res'/'folder.json'}"
+            in capsys.readouterr().out)
 
 
 def test_relative_data_root_is_not_looked_for_in_the_repository(fake_run, tmp_path, monkeypatch, capsys):
@@ -94,7 +95,8 @@ def test_ctrl_c_signal_in_a_real_process(tiny, tmp_path):
                         '-p', 'output_dir', str(tmp_path/'res'), '-p', 'runs_dir', str(tmp_path/'runs')],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 130 and r.stderr.splitlines() == [
-        f"mvgg19 run: interrupted; finished folds are kept in {tmp_path/'runs'}: rerun the same command to resume"], r.stderr
+        f"mvgg19 run: interrupted; finished folds are kept in {tmp_path/'runs'}: "
+        "rerun the same command to resume"], r.stderr
 
 
 def test_help_lists_every_template_parameter_with_its_default(capsys):
@@ -181,17 +183,21 @@ def test_predict_counts_predictions_and_failures(model_file, tmp_path, capsys):
     (d/'bad1.png').write_bytes(b'not an image'); (d/'bad2.jpg').write_bytes(b'')
     assert cli.main(['predict', str(model_file), str(d), '--out', str(tmp_path/'out.csv'), '--no-progress']) == 0
     assert capsys.readouterr().out.strip() == f"wrote 3 predictions and 2 failures to {tmp_path/'out.csv'}"
-    assert cli.main(['predict', str(model_file), str(d/'0.png'), '--no-progress']) == 0  # the table on stdout, note on stderr
+    # the table on stdout, the note on stderr
+    assert cli.main(['predict', str(model_file), str(d/'0.png'), '--no-progress']) == 0
     cap = capsys.readouterr()
-    assert cap.out.splitlines()[0].startswith('path,predicted,confidence,Blowhole,Free') and len(cap.out.splitlines()) == 2
+    assert (cap.out.splitlines()[0].startswith('path,predicted,confidence,Blowhole,Free')
+            and len(cap.out.splitlines()) == 2)
     assert cap.err.splitlines() == [  # the image is 40x40, the model takes 32x32: said once, then the count
-        f"resized 1 of 1 image to 32x32 (bilinear, as in training): not 32x32, the model's input size, e.g. {d/'0.png'} "
+        "resized 1 of 1 image to 32x32 (bilinear, as in training): not 32x32, the model's input size, "
+        f"e.g. {d/'0.png'} "
         "(40x40); check that they show the parts at the training images' scale", '1 prediction and 0 failures']
 
 
 def test_predict_exits_non_zero_when_nothing_was_predicted(model_file, tmp_path, capsys):
     (tmp_path/'in').mkdir(); (tmp_path/'in'/'a.png').write_text('x'); (tmp_path/'in'/'b.jpg').write_text('y')
-    assert cli.main(['predict', str(model_file), str(tmp_path/'in'), '--out', str(tmp_path/'o.csv'), '--no-progress']) == 1
+    assert cli.main(['predict', str(model_file), str(tmp_path/'in'), '--out', str(tmp_path/'o.csv'),
+                     '--no-progress']) == 1
     cap = capsys.readouterr()
     assert cap.out.strip() == f"wrote 0 predictions and 2 failures to {tmp_path/'o.csv'}"
     assert 'nothing was predicted' in cap.err
@@ -199,7 +205,8 @@ def test_predict_exits_non_zero_when_nothing_was_predicted(model_file, tmp_path,
 
 def test_predict_skips_masks_and_excluded_files(model_file, tmp_path, capsys):
     root = make_magnetic_tile(tmp_path/'magnetic_tile', {'Blowhole': 2, 'Free': 3})
-    assert cli.main(['predict', str(model_file), str(root/'MT_Free'), '--out', str(tmp_path/'o.csv'), '--no-progress']) == 0
+    assert cli.main(['predict', str(model_file), str(root/'MT_Free'), '--out', str(tmp_path/'o.csv'),
+                     '--no-progress']) == 0
     cap = capsys.readouterr()
     assert cap.err.splitlines()[0] == 'skipped 3 files: 3 magnetic tile ground-truth masks'
     assert len(cap.err.splitlines()) == 2 and cap.err.splitlines()[1].startswith('resized 3 of 3 images to 32x32')
@@ -228,7 +235,8 @@ def test_export_savedmodel_checks_on_random_pixels_without_a_card(model_file, tm
     assert (tmp_path/'sm'/'saved_model.pb').is_file() and json.loads((tmp_path/'sm'/'classes.json').read_text()) == \
         ['Blowhole', 'Free']
     assert cli.main(['export', str(model_file), '--format', 'savedmodel', '--out', str(tmp_path/'sm')]) == 2
-    assert capsys.readouterr().err.strip() == f"mvgg19 export: error: {tmp_path/'sm'} exists; pass --force to overwrite it"
+    assert (capsys.readouterr().err.strip()
+            == f"mvgg19 export: error: {tmp_path/'sm'} exists; pass --force to overwrite it")
     assert cli.main(['predict', str(tmp_path/'sm'), str(tmp_path)]) == 2
     assert 'is a TF SavedModel: predict takes the .keras model or its ONNX export' in capsys.readouterr().err
 

@@ -52,7 +52,8 @@ def test_parse_run():
     a = cli.build_parser().parse_args(['run', 'casting', '-p', 'epochs', '3', '-p', 'input_size', '[100, 205]',
                                        '-p', 'weights', 'None', '-p', 'augment', 'false', '-p', 'models', '[mvgg19]'])
     assert (a.command, a.dataset, a.all) == ('run', 'casting', False)
-    assert cli.parse_params(a.parameter) == dict(epochs=3, input_size=[100, 205], weights=None, augment=False, models=['mvgg19'])
+    assert cli.parse_params(a.parameter) == dict(epochs=3, input_size=[100, 205], weights=None, augment=False,
+                                                 models=['mvgg19'])
     assert cli.parse_params([('input_size', '72x72'), ('weights', 'imagenet'), ('val_split', '0.1')]) == \
         dict(input_size=[72, 72], weights='imagenet', val_split=0.1)
     a = cli.build_parser().parse_args(['run', '--all', '-p', 'epochs', '2'])
@@ -85,7 +86,8 @@ def test_run_all_skips_missing(monkeypatch, capsys):
     def fake_load(name, root=None):
         if name in ('gc10det', 'itodd'): raise DataNotFoundError(f'{name}: dataset not found; searched /nowhere')
     monkeypatch.setattr('mvgg19_nb.data.load_dataset', fake_load)
-    monkeypatch.setattr(cli, 'run_experiment', lambda n, output=None, **kw: calls.append((n, kw)) or Path(f'/tmp/{n}.ipynb'))
+    monkeypatch.setattr(cli, 'run_experiment',
+                        lambda n, output=None, **kw: calls.append((n, kw)) or Path(f'/tmp/{n}.ipynb'))
     assert cli.main(['run', '--all', '-p', 'epochs', '1', '--no-progress']) == 0
     out = capsys.readouterr().out
     assert [n for n, _ in calls] == ['casting', 'magnetic_tile', 'sdnet2018', 'bridge_dbcc', 'elpv']
@@ -108,7 +110,8 @@ def test_template_parameters_match_defaults():
 def test_paper_tables():
     assert PAPER_TABLE1['elpv'] == dict(accuracy=76.78, precision=75.63, recall=67.02, f1=70.93, auc=83.36)
     assert PAPER_TABLE2['casting']['recall'] == 97.72 and PAPER_TABLE2['itodd']['f1'] is None
-    assert rerun_command('casting', {'input_size': [100, 100], 'weights': None}, weights='imagenet') == 'mvgg19 run casting -p weights imagenet'
+    assert (rerun_command('casting', {'input_size': [100, 100], 'weights': None}, weights='imagenet')
+            == 'mvgg19 run casting -p weights imagenet')
 
 
 def test_provenance():
@@ -167,8 +170,8 @@ def test_summary_page_holds_the_results(small_run, tmp_path):
 def test_template_run(tmp_path):
     "papermill executes the template on a tiny subset: the notebook has its sections and the JSON both models' folds."
     magnetic_sample(36)
-    out = run_experiment('magnetic_tile', output=tmp_path/'magnetic_tile.ipynb', max_images=36, input_size=[48, 48], folds=2,
-                         epochs=1, views=2, check_augmentation=True, cache_dir=str(tmp_path/'cache'),
+    out = run_experiment('magnetic_tile', output=tmp_path/'magnetic_tile.ipynb', max_images=36, input_size=[48, 48],
+                         folds=2, epochs=1, views=2, check_augmentation=True, cache_dir=str(tmp_path/'cache'),
                          runs_dir=str(tmp_path/'runs'), output_dir=str(tmp_path))
     import nbformat
     nb = nbformat.read(str(out), as_version=4)
@@ -181,8 +184,10 @@ def test_template_run(tmp_path):
     outputs = [o for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', [])]
     assert not [o for o in outputs if o.output_type == 'error']
     assert 'NOT ImageNet' in next(o['data']['text/markdown'] for o in outputs if 'text/markdown' in o.get('data', {}))
-    assert 'mvgg19 run magnetic_tile -p weights imagenet' in ''.join(o['data'].get('text/markdown', '') for o in outputs if 'data' in o)
-    assert sum('image/png' in o.get('data', {}) for o in outputs) >= 6  # samples, augmentations, 2 curves, ROC, confusion
+    markdown = ''.join(o['data'].get('text/markdown', '') for o in outputs if 'data' in o)
+    assert 'mvgg19 run magnetic_tile -p weights imagenet' in markdown
+    # samples, augmentations, 2 curves, ROC, confusion
+    assert sum('image/png' in o.get('data', {}) for o in outputs) >= 6
     rec = read_results(tmp_path/'magnetic_tile.json')
     for m in ('vgg19', 'mvgg19'):
         assert len(rec['models'][m]['per_fold']) == 2 and set(METRICS) <= set(rec['models'][m]['per_fold'][0])
@@ -192,6 +197,7 @@ def test_template_run(tmp_path):
     assert check['cross_validation']['augment'] is False and check['cross_validation']['views'] == 1
     assert check['cross_validation']['content'] == rec['cross_validation']['content']
     assert set(check['models']) == {'vgg19', 'mvgg19'} and len(check['models']['vgg19']['per_fold']) == 2
-    assert set(rec['baselines']) == {'majority', 'linear_probe'} and {'trunk', 'all'} <= set(rec['baselines']['linear_probe'])
+    assert set(rec['baselines']) == {'majority', 'linear_probe'}
+    assert {'trunk', 'all'} <= set(rec['baselines']['linear_probe'])
     assert any('without augmentation' in ''.join(o.get('data', {}).get('text/markdown', '')) or
                'without augmentation' in o.get('text', '') for o in outputs)
