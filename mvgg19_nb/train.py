@@ -566,6 +566,11 @@ def _reuse_fold(path, model, k, test, run, progress):
         _say(f'{e}; moved aside to {path.name}.bad, training fold {k} of {model} again', progress)
         return False
 
+def _probes_key(view, labels, train_sets, test_sets) -> str:
+    "The identity of the baselines of one cached `view` (its file name), `labels` and folds."
+    return content_digest([view, np.asarray(labels).tolist(), [np.asarray(t).tolist() for t in train_sets],
+                           [np.asarray(t).tolist() for t in test_sets]])
+
 def _read_baselines(path, n, progress):
     "The baselines of `n` images saved at `path`; None if there are none, or if the file is damaged (moved aside)."
     if not path.exists(): return None
@@ -576,7 +581,7 @@ def _read_baselines(path, n, progress):
     except Exception as e:
         os.replace(path, path.with_name(path.name + '.bad'))
         _say(f'baselines file {path} cannot be read, truncated or damaged ({type(e).__name__}: {e}); moved aside '
-             f'to {path.name}.bad, computing them again', progress)
+             f'to {path.name}.bad, taking them again from the feature cache or computing them', progress)
         return None
 
 def _run_fold(task, shared):
@@ -850,9 +855,16 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
             found = _read_baselines(path, len(ds), progress)
             if found is None:
                 view0 = feats if feats is not None else features(1)  # the original view, from the cache if there
-                found = compute_baselines(view0.views[0], view0.layout, labels, [tr for tr, _ in splits], fold_idx,
-                                          num_classes)
-                write_atomic(path, lambda tmp: np.savez(open(tmp, 'wb'), **found))  # a file: savez adds no suffix
+                trains = [tr for tr, _ in splits]
+                # the same features, labels and folds give the same probes: kept beside the features, for every run
+                # of them whatever its head's parameters (epochs, dropout, ...)
+                shared = view0.folder/f"baselines-{_probes_key(view0.paths[0].name, labels, trains, fold_idx)}.npz"
+                found = _read_baselines(shared, len(ds), progress)
+                if found is None:
+                    found = compute_baselines(view0.views[0], view0.layout, labels, trains, fold_idx, num_classes)
+                    write_atomic(shared, lambda tmp: np.savez(open(tmp, 'wb'), **found))  # savez adds no suffix
+                elif progress: print(f'linear probes read back from {shared}', flush=True)
+                write_atomic(path, lambda tmp: np.savez(open(tmp, 'wb'), **found))
             res.baselines = {k: found[k] for k in BASELINES}
             res.timings['baselines_s'] = time.perf_counter() - t0
         res.timings['wall_s'] = time.perf_counter() - t_start
