@@ -13,7 +13,7 @@ from .params import AUTO_EPOCHS
 __all__ = ['DATASET_KEYS', 'DATASET_NAMES', 'INPUT_SIZES', 'METRICS', 'BASELINE_NAMES', 'MODEL_NAMES', 'PAPER_TABLE1',
            'PAPER_TABLE2', 'PAPER', 'EXPERIMENT_DEFAULTS', 'BACKEND_LOG', 'PROGRESS_ENV', 'repo_root', 'template_path',
            'default_input_size', 'experiment_params', 'rerun_command', 'weights_banner', 'protocol_text',
-           'progress_to_terminal', 'run_experiment']
+           'training_note', 'progress_to_terminal', 'run_experiment']
 
 # %% ../nbs/08_experiment.ipynb #593c644f
 # the paper's order; its Bridge row twice: SDNET2018, which the paper names, and DBCC, which the authors' code reads
@@ -128,6 +128,18 @@ def protocol_text(params: dict) -> str:
     paper = dict(folds=10, freeze='frozen')  # epochs and batch size: "adjusted for each dataset" (the code: 15, 32)
     off = [f"{k} {p[k]} (paper: {v})" for k, v in paper.items() if p[k] != v]
     return text + (f" Differs from the paper's protocol in: {', '.join(off)}." if off else '')
+
+# %% ../nbs/08_experiment.ipynb #005bffd5
+def training_note(res) -> str:
+    "One line on a cross-validation's fold models: trained now, or read back from the run folder, with their fit time."
+    n = sum(len(r['timings']) for r in res.runs.values())
+    reused, fit = res.timings.get('folds_reused', 0), sum(t.get('fit_s') or 0 for r in res.runs.values()
+                                                          for t in r['timings'])
+    where = res.params.get('run_dir')
+    if not reused: return f"{n} fold models trained now, into {where} ({fit:.0f} s of fold training in all)"
+    return (f"{reused} of {n} fold models read back from {where}, trained there by an earlier run with the same "
+            "parameters" + (f", {n - reused} trained now" if reused < n else '')
+            + f" ({fit:.0f} s of fold training in all)")
 
 # %% ../nbs/08_experiment.ipynb #1ae9ea1f
 BACKEND_LOG = re.compile(r'^(WARNING: All log messages before absl::InitializeLog\(\)|I0000 |To enable the following|'
