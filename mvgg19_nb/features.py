@@ -256,6 +256,9 @@ class Features:
     extract_s: float = 0.0  # seconds spent extracting in this call (0 when everything came from disk)
     paths: tuple = ()  # the view files, one per view
     def __len__(self): return self.views.shape[1]
+    def checksum(self, view=0) -> str:
+        "The checksum the cache's description records for `view`'s file: a new one whenever it is extracted again."
+        return json.loads((self.folder/DESCRIPTION).read_text())['views'][Path(self.paths[view]).name]['blake2b']
     # pickled as its file names, so that worker processes reopen the cache instead of receiving a copy of it
     def __reduce__(self): return (open_features, (tuple(map(str, self.paths)), self.layout, str(self.folder)))
 

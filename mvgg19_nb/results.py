@@ -116,7 +116,8 @@ def baselines_record(res) -> dict:
 def baseline_of(rec: dict, name: str) -> dict|None:
     "The record of the baseline `name` (a key of `BASELINE_NAMES`: 'majority', 'linear_probe_trunk', ...) in `rec`."
     b = rec.get('baselines') or {}
-    if name.startswith('linear_probe_'): return (b.get('linear_probe') or {}).get(name.removeprefix('linear_probe_'))
+    if name.startswith('linear_probe_'):  # a record as written (format 2), or as version 1 wrote it
+        return (b.get('linear_probe') or {}).get(name.removeprefix('linear_probe_')) or b.get(name)
     return b.get(name)
 
 def results_record(res, params: dict, provenance: dict|None = None, audit=None, diagnostics: dict|None = None) -> dict:
@@ -146,11 +147,13 @@ def write_results(path, res, params: dict, provenance: dict|None = None, audit=N
 def read_results(path) -> dict:
     "The record in the results file `path`, in today's layout (a version-1 file's probes moved under `linear_probe`)."
     rec = json.loads(Path(path).read_text(encoding='utf-8'))
-    b = rec.get('baselines') or {}
-    if rec.get('format_version', 1) < 2 and any(k.startswith('linear_probe_') for k in b):
+    b, version = rec.get('baselines') or {}, rec.get('format_version', 1)
+    if version < 2:
         rec['baselines'] = {**{k: v for k, v in b.items() if not k.startswith('linear_probe_')},
-                            'linear_probe': {k.removeprefix('linear_probe_'): v for k, v in b.items()
-                                             if k.startswith('linear_probe_')}}
+                            **({'linear_probe': {k.removeprefix('linear_probe_'): v for k, v in b.items()
+                                                 if k.startswith('linear_probe_')}}
+                               if any(k.startswith('linear_probe_') for k in b) else {})}
+        rec.update(format_version=RESULTS_VERSION, upgraded_from=version)
     return rec
 
 # %% ../nbs/14_results.ipynb #b491d6a7

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .experiment import BASELINE_NAMES, DATASET_KEYS, DATASET_NAMES, METRICS, MODEL_NAMES, PAPER
-from .results import baseline_of, read_results
+from .results import GAP_LIMIT, baseline_of, read_results
 
 # %% auto #0
 __all__ = ['summary_table', 'summary_markdown_table', 'baselines_markdown_table', 'plot_summary', 'write_summary']
@@ -160,9 +160,9 @@ and training images: the majority rate (the training part's most frequent class,
 linear probe (standardised logistic regression) on the cached backbone features the heads see at inference,
 the trunk's alone (VGG19's input) and all of them (MVGG19's). A model below the probe on its own features has
 not learnt what they hold; each dataset's page shows the per-fold numbers and per-class recall.
-Where a model was more than 2 points below its probe, its page repeats the cross-validation without augmentation
-(its augmentation check): that accuracy is given in brackets, and measures how much of the gap is the
-augmentation's.
+Where a model was more than {GAP_LIMIT:g} points below its probe, its page repeated the cross-validation of both
+models without augmentation (the page's augmentation check): their accuracy without it is in brackets, and
+measures how much of each gap is the augmentation's.
 
 {baselines_markdown_table(tab) if tab.ran.any() else 'No results file yet.'}
 

@@ -24,12 +24,12 @@ try: import fcntl  # run folder locks (POSIX)
 except ImportError: fcntl = None
 
 # %% auto #0
-__all__ = ['BN_STATS', 'VARIANCE_FLOOR', 'HEAD_KEYS', 'BASELINES', 'FOLD_FORMAT', 'LOCK_FILE', 'STACKED_WORKERS', 'BACKENDS',
-           'HEADS', 'duplicate_groups', 'make_folds', 'split_validation', 'FusedAdam', 'compile_head', 'ViewSampler',
-           'bn_layers', 'precise_bn_stats', 'standardize_inputs', 'fit_cached_head', 'FoldAdam', 'FoldStack',
-           'compile_stack', 'predict_heads', 'fit_cached_heads', 'probe_features', 'compute_baselines', 'CVResult',
-           'DamagedFold', 'check_fold', 'RunLocked', 'run_lock', 'default_workers', 'cross_validate',
-           'train_final_model']
+__all__ = ['BN_STATS', 'VARIANCE_FLOOR', 'HEAD_KEYS', 'BASELINES', 'FOLD_FORMAT', 'PROBES_VERSION', 'LOCK_FILE',
+           'STACKED_WORKERS', 'BACKENDS', 'HEADS', 'duplicate_groups', 'make_folds', 'split_validation', 'FusedAdam',
+           'compile_head', 'ViewSampler', 'bn_layers', 'precise_bn_stats', 'standardize_inputs', 'fit_cached_head',
+           'FoldAdam', 'FoldStack', 'compile_stack', 'predict_heads', 'fit_cached_heads', 'probe_features',
+           'compute_baselines', 'CVResult', 'DamagedFold', 'check_fold', 'RunLocked', 'run_lock', 'default_workers',
+           'cross_validate', 'train_final_model']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -566,17 +566,21 @@ def _reuse_fold(path, model, k, test, run, progress):
         _say(f'{e}; moved aside to {path.name}.bad, training fold {k} of {model} again', progress)
         return False
 
-def _probes_key(view, labels, train_sets, test_sets) -> str:
-    "The identity of the baselines of one cached `view` (its file name), `labels` and folds."
-    return content_digest([view, np.asarray(labels).tolist(), [np.asarray(t).tolist() for t in train_sets],
+PROBES_VERSION = 1  # raise it when `compute_baselines` or `metrics.linear_probe` change what they compute
+
+def _probes_key(view_checksum, labels, train_sets, test_sets, num_classes) -> str:
+    "The identity of the baselines of one cached view (its file's checksum), `labels` and folds, and of their method."
+    import sklearn
+    return content_digest([PROBES_VERSION, sklearn.__version__, view_checksum, int(num_classes),
+                           np.asarray(labels).tolist(), [np.asarray(t).tolist() for t in train_sets],
                            [np.asarray(t).tolist() for t in test_sets]])
 
-def _read_baselines(path, n, progress):
-    "The baselines of `n` images saved at `path`; None if there are none, or if the file is damaged (moved aside)."
+def _read_baselines(path, n, k, progress):
+    "The baselines of `n` images and `k` classes saved at `path`; None if none, or if damaged (moved aside)."
     if not path.exists(): return None
     try:
         with open(path, 'rb') as f, np.load(f) as z: found = {k: z[k] for k in BASELINES}
-        if any(len(v) != n for v in found.values()): raise ValueError(f'they are not of {n} images')
+        if any(v.shape != (n, k) for v in found.values()): raise ValueError(f'they are not of {n} images, {k} classes')
         return found
     except Exception as e:
         os.replace(path, path.with_name(path.name + '.bad'))
@@ -852,14 +856,15 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
             res.runs[m] = dict(proba=proba, histories=hists, timings=times)
         if baselines:
             path, t0 = run_dir/'baselines.npz', time.perf_counter()
-            found = _read_baselines(path, len(ds), progress)
+            found = _read_baselines(path, len(ds), num_classes, progress)
             if found is None:
                 view0 = feats if feats is not None else features(1)  # the original view, from the cache if there
                 trains = [tr for tr, _ in splits]
                 # the same features, labels and folds give the same probes: kept beside the features, for every run
                 # of them whatever its head's parameters (epochs, dropout, ...)
-                shared = view0.folder/f"baselines-{_probes_key(view0.paths[0].name, labels, trains, fold_idx)}.npz"
-                found = _read_baselines(shared, len(ds), progress)
+                key = _probes_key(view0.checksum(0), labels, trains, fold_idx, num_classes)
+                shared = view0.folder/f'baselines-{key}.npz'
+                found = _read_baselines(shared, len(ds), num_classes, progress)
                 if found is None:
                     found = compute_baselines(view0.views[0], view0.layout, labels, trains, fold_idx, num_classes)
                     write_atomic(shared, lambda tmp: np.savez(open(tmp, 'wb'), **found))  # savez adds no suffix

@@ -112,13 +112,16 @@ def test_heads_and_backend_leave_the_run_folder_alone(ds, cache, run):
 def test_probes_are_shared_by_the_runs_of_one_feature_cache(ds, cache, tmp_path, monkeypatch):
     "Runs that differ only in their heads (here epochs) read the linear probes back from the feature cache."
     first = cross_validate(ds, out_dir=tmp_path/'a', cache_dir=cache, **ARGS)
+    kept = set(cache.glob('features-*/baselines-*.npz'))  # beside the features
+    assert kept
     def computed(*a, **k): raise AssertionError('the probes were computed again')
     monkeypatch.setattr(train, 'compute_baselines', computed)
     other_heads = cross_validate(ds, out_dir=tmp_path/'b', cache_dir=cache, **{**ARGS, 'epochs': 1})
     assert other_heads.params['run_dir'] != first.params['run_dir']
     for k in first.baselines: np.testing.assert_array_equal(other_heads.baselines[k], first.baselines[k])
-    with pytest.raises(AssertionError, match='computed again'):  # other folds (and features): other probes
-        cross_validate(ds, out_dir=tmp_path/'c', cache_dir=cache, **{**ARGS, 'epochs': 1, 'seed': 1, 'views': 1})
+    assert set(cache.glob('features-*/baselines-*.npz')) == kept  # read back, not written anew
+    with pytest.raises(AssertionError, match='computed again'):  # the same features, other folds: other probes
+        cross_validate(ds, out_dir=tmp_path/'c', cache_dir=cache, **{**ARGS, 'epochs': 1, 'folds': 2})
 
 def test_ray_backend_delegates_to_the_cluster_module(ds, cache, run, tmp_path, monkeypatch):
     calls = []
