@@ -195,8 +195,10 @@ def augmentation_check_text(res, plain) -> str:
             s += f"without augmentation no better; the {p - w:.2f} points of the gap are not the augmentation's."
         else:
             s += f'the augmentation accounts for {min(wo, p) - w:.2f} of the {p - w:.2f} points'
-            s += (f'; {p - wo:.2f} remain, ' + ('within' if p - wo <= GAP_LIMIT else 'beyond')
-                  + f' {GAP_LIMIT:g} points.' if p > wo else '; without it the model reaches the probe.')
+            within = 'within' if p - wo <= GAP_LIMIT else 'beyond'
+            if p > wo: s += f'; {p - wo:.2f} remain, {within} {GAP_LIMIT:g} points.'
+            elif wo > p: s += f'; without it the model passes the probe by {wo - p:.2f} points.'
+            else: s += '; without it the model reaches the probe.'
         out.append(s)
     return '\n\n'.join(out)
 
