@@ -29,7 +29,8 @@ from mvgg19_nb.data import load_dataset
 from mvgg19_nb.features import (build_cached_head, cpu_flags, extract_features, feature_extractor, native_bfloat16,
                                 content_digest)
 from mvgg19_nb.model import build_backbone, build_model
-from mvgg19_nb.train import STACKED_WORKERS, ViewSampler, cross_validate, default_workers, fit_cached_head, compile_head
+from mvgg19_nb.heads import ViewSampler, compile_head, fit_cached_head
+from mvgg19_nb.train import STACKED_WORKERS, cross_validate, default_workers
 
 def best_of(fn, repeats):
     "Smallest wall time of `repeats` calls of `fn` (the least disturbed by other work on the machine)."

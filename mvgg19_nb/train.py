@@ -4,18 +4,20 @@
 
 # %% ../nbs/05_train.ipynb #1e14e9de
 from __future__ import annotations
-import contextlib, functools, hashlib, json, os, socket, tempfile, threading, time, warnings
+import contextlib, hashlib, json, os, socket, tempfile, threading, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import keras
-from keras import ops
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
 from .features import (
-    PooledBD, build_cached_head, extract_features, transfer_head, content_digest, _remove_orphans)
-from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, Standardize, build_model, with_classes
+    build_cached_head, extract_features, transfer_head, content_digest, _remove_orphans)
+from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_model, with_classes
+from .heads import (
+    FoldStack, compile_head, compile_stack, fit_cached_head, fit_cached_heads, precise_bn_stats, predict_heads,
+    standardize_inputs)
 from .images import cpu_cores, write_atomic
 from .augment import AUGMENT_DEFAULTS, build_augmenter
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
@@ -24,12 +26,10 @@ try: import fcntl  # run folder locks (POSIX)
 except ImportError: fcntl = None
 
 # %% auto #0
-__all__ = ['BN_STATS', 'VARIANCE_FLOOR', 'HEAD_KEYS', 'BASELINES', 'FOLD_FORMAT', 'PROBES_VERSION', 'LOCK_FILE',
-           'STACKED_WORKERS', 'BACKENDS', 'HEADS', 'duplicate_groups', 'make_folds', 'split_validation', 'FusedAdam',
-           'compile_head', 'ViewSampler', 'bn_layers', 'precise_bn_stats', 'standardize_inputs', 'fit_cached_head',
-           'FoldAdam', 'FoldStack', 'compile_stack', 'predict_heads', 'fit_cached_heads', 'probe_features',
-           'compute_baselines', 'CVResult', 'DamagedFold', 'check_fold', 'RunLocked', 'run_lock', 'default_workers',
-           'cross_validate', 'train_final_model']
+__all__ = ['HEAD_KEYS', 'BASELINES', 'FOLD_FORMAT', 'PROBES_VERSION', 'LOCK_FILE', 'STACKED_WORKERS', 'BACKENDS', 'HEADS',
+           'duplicate_groups', 'make_folds', 'split_validation', 'probe_features', 'compute_baselines', 'CVResult',
+           'DamagedFold', 'check_fold', 'RunLocked', 'run_lock', 'default_workers', 'cross_validate',
+           'train_final_model']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -56,165 +56,6 @@ def split_validation(idx, labels, groups, val_split=0.1, seed=0):
         warnings.filterwarnings('ignore', message='The least populated class', category=UserWarning)
         tr, va = next(cv.split(idx, labels[idx], groups[idx]))
     return idx[tr], idx[va]
-
-# %% ../nbs/05_train.ipynb #45ce54d0
-def _handle(v): return v.value.handle if isinstance(v, keras.Variable) else v.handle
-
-@keras.saving.register_keras_serializable(package='mvgg19_nb')
-class FusedAdam(keras.optimizers.Adam):
-    "Keras's `Adam` (same defaults, same update); on TensorFlow, one fused `ApplyAdam` kernel per variable."
-    def _local_step(self, variable):
-        "The number (from 1) of the step `variable` is taking: Keras's `Adam` bias-corrects with it."
-        return self.iterations + 1
-
-    def update_step(self, gradient, variable, learning_rate):
-        if keras.backend.backend() != 'tensorflow' or self.amsgrad:
-            return self._keras_update_step(gradient, variable, learning_rate)
-        import tensorflow as tf
-        if isinstance(gradient, tf.IndexedSlices): return self._keras_update_step(gradient, variable, learning_rate)
-        # Keras has no public accessor for Adam's slots: `_get_variable_index`, `_momentums` and `_velocities` are
-        # what its own `Adam.update_step` uses (keras 3.15); the tests compare every step with Keras's Adam
-        i = self._get_variable_index(variable)
-        tf.raw_ops.ResourceApplyAdam(var=_handle(variable), m=_handle(self._momentums[i]),
-                                     v=_handle(self._velocities[i]),
-                                     grad=gradient, **self._variable_args(variable, learning_rate))
-
-    def _variable_args(self, variable, learning_rate):
-        return self._kernel_args(self._local_step(variable), variable.dtype, learning_rate)
-
-    def _kernel_args(self, step, dtype, learning_rate):
-        "The scalars of TensorFlow's `ApplyAdam` for step number `step`: the beta powers, the rates, epsilon."
-        cast = lambda v: ops.cast(v, dtype)
-        step = cast(step)
-        return dict(beta1_power=ops.power(cast(self.beta_1), step), beta2_power=ops.power(cast(self.beta_2), step),
-                    lr=cast(learning_rate), beta1=cast(self.beta_1), beta2=cast(self.beta_2),
-                    epsilon=cast(self.epsilon))
-
-    def _keras_update_step(self, gradient, variable, learning_rate):
-        "Keras's own `Adam` step, where the fused kernel does not apply (other backends, `amsgrad`, sparse gradients)."
-        return super().update_step(gradient, variable, learning_rate)
-
-def compile_head(model):
-    "Compile `model` as the paper trains its head: Adam with its defaults (`FusedAdam`), cross-entropy, accuracy."
-    model.compile(optimizer=FusedAdam(), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
-    return model
-
-# %% ../nbs/05_train.ipynb #f0145af1
-class ViewSampler(keras.utils.PyDataset):
-    "Batches of (features, labels) drawing, each epoch, one of the cached views per image."
-    def __init__(self, views, idx, labels, batch_size=32, seed=0, **kwargs):
-        super().__init__(**kwargs)
-        self.views, self.idx, self.labels, self.batch_size = views, np.asarray(idx), np.asarray(labels), batch_size
-        self.rng = np.random.default_rng(seed)
-        self.on_epoch_end()
-
-    def __len__(self): return -(-len(self.idx) // self.batch_size)
-
-    def __getitem__(self, i):
-        sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
-        rows, views = self.order[sl], self.choice[sl]
-        return np.asarray(self.views[views, rows], dtype='float32'), self.labels[rows]
-
-    def on_epoch_end(self):
-        self.order = self.rng.permutation(self.idx)
-        self.choice = self.rng.integers(0, self.views.shape[0], len(self.idx))
-
-# %% ../nbs/05_train.ipynb #573cf44e
-BN_STATS = ('precise', 'ema')
-
-def bn_layers(model):
-    "The BatchNorm layers of `model` (Keras's and the cached heads' `PooledBD`), inputs before outputs."
-    return [l for l in model.layers if isinstance(l, (keras.layers.BatchNormalization, PooledBD))]
-
-def _input_moments(layer, x):
-    "Per-channel sums of the input and of its square over all but the channel axis, and the number of values summed."
-    x = np.asarray(x, dtype='float64')
-    if isinstance(layer, PooledBD):  # its input is already [spatial mean, spatial mean of squares] per image
-        m, s = np.split(x, 2, axis=-1)
-        return m.sum(0), s.sum(0), len(x)
-    flat = x.reshape(-1, x.shape[-1])
-    return flat.sum(0), np.square(flat).sum(0), len(flat)
-
-def _population_moments(model, layer, x, batch_size=512):
-    "Per-channel mean and variance of `layer`'s input when `model` runs on `x` in inference mode."
-    probe = keras.Model(model.input, layer.input)  # recomputed per layer: it runs through the layers set before
-    sums = [0.0, 0.0, 0]
-    for i in range(0, len(x), batch_size):
-        out = keras.ops.convert_to_numpy(probe(np.asarray(x[i:i + batch_size]), training=False))
-        sums = [a + b for a, b in zip(sums, _input_moments(layer, out))]
-    mean = sums[0] / sums[2]
-    return mean, np.maximum(sums[1] / sums[2] - mean ** 2, 0)
-
-def precise_bn_stats(model, x, batch_size=512):
-    "Set each BatchNorm layer's moving mean and variance to its input's statistics over `x` (the training inputs)."
-    for layer in bn_layers(model):
-        mean, var = _population_moments(model, layer, x, batch_size)
-        layer.moving_mean.assign(mean.astype('float32'))
-        layer.moving_variance.assign(var.astype('float32'))
-    return model
-
-VARIANCE_FLOOR = 1e-3  # of the median feature's variance: a feature (nearly) constant in training stays bounded
-
-def standardize_inputs(model, x, batch_size=512):
-    "Set each `Standardize` layer of `model` ('trunk_standardize') to its input's mean and variance over `x`."
-    for layer in [l for l in model.layers if isinstance(l, Standardize)]:
-        mean, var = _population_moments(model, layer, x, batch_size)
-        floor = VARIANCE_FLOOR * (float(np.median(var[var > 0])) if (var > 0).any() else 1.0)
-        layer.mean.assign(mean.astype('float32'))
-        layer.variance.assign(np.maximum(var, floor).astype('float32'))
-    return model
-
-# %% ../nbs/05_train.ipynb #65e90eb7
-class _Best:
-    "Early stopping on the validation loss for one head: the best epoch's weights (BatchNorm statistics included)."
-    def __init__(self, patience): self.patience, self.loss, self.epoch, self.weights = patience, np.inf, -1, None
-    def stop(self, head, val_loss, epoch):
-        "Record `epoch`; whether training stops after it (no better loss in `patience` epochs)."
-        if self.patience is None: return False
-        if val_loss < self.loss: self.loss, self.epoch, self.weights = val_loss, epoch, head.get_weights()
-        return epoch - self.epoch >= self.patience
-    def restore(self, head):
-        if self.weights is not None: head.set_weights(self.weights)
-
-def _validation_logs(y, proba):
-    """Validation accuracy and loss from predicted probabilities, clipped as Keras's loss clips them: the same numbers
-    for a head alone and in a `FoldStack` (`evaluate` would take the loss from the logits where it can reach them)."""
-    y = np.asarray(y)
-    return dict(val_accuracy=float(ops.mean(keras.metrics.sparse_categorical_accuracy(y, proba))),
-                val_loss=float(keras.losses.SparseCategoricalCrossentropy()(y, np.asarray(proba))))
-
-def fit_cached_head(head, views, idx, labels, epochs=15, batch_size=32, seed=0, validation=None, verbose=False,
-                    bn_stats='precise', patience=None):
-    """Train the compiled `head` on cached `views` (V, N, D) of the images `idx`, one view per image and epoch.
-    Returns the history `fit` would: per epoch, loss and metrics, and `val_` ones on `validation` = (features, labels).
-    `bn_stats='precise'` sets BatchNorm's statistics from view 0 of `idx` before each validation and at the end;
-    a `Standardize` layer is set from the same images before training. `patience`: stop when the validation loss
-    has not improved for that many epochs, and keep the weights of the best epoch (`EarlyStopping`'s rule)."""
-    if bn_stats not in BN_STATS: raise ValueError(f"bn_stats={bn_stats!r}: use one of {BN_STATS}")
-    validate = validation is not None and len(validation[1]) > 0
-    if patience is not None and not validate: raise ValueError(f"patience={patience}: needs a validation set")
-    batches, hist = ViewSampler(views, idx, labels, batch_size, seed), {}
-    images = np.asarray(views[0][np.sort(idx)])  # the training images, unaugmented
-    standardize_inputs(head, images)  # before training: the head learns on standardised features
-    population = images if bn_stats == 'precise' else None
-    best = _Best(patience)
-    for e in range(epochs):
-        t0, sums = time.perf_counter(), {}
-        for i in range(len(batches)):
-            x, y = batches[i]
-            for k, v in head.train_on_batch(x, y, return_dict=True).items(): sums[k] = sums.get(k, 0.0) + v * len(y)
-        batches.on_epoch_end()
-        logs = {k: v / len(batches.idx) for k, v in sums.items()}
-        if validate:
-            if population is not None: precise_bn_stats(head, population)  # the curves show what inference would give
-            logs.update(_validation_logs(validation[1], head.predict(validation[0], batch_size=256, verbose=0)))
-        for k, v in logs.items(): hist.setdefault(k, []).append(float(v))
-        if verbose: print(f"epoch {e + 1}/{epochs}: " + ', '.join(f'{k} {v:.4f}' for k, v in logs.items())
-                          + f" ({time.perf_counter() - t0:.1f} s)", flush=True)
-        if best.stop(head, logs.get('val_loss'), e): break
-    if population is not None and not (validate and epochs): precise_bn_stats(head, population)
-    best.restore(head)
-    return hist
 
 # %% ../nbs/05_train.ipynb #f23875b2
 HEAD_KEYS = ('dense_units', 'dense_activation', 'dropout', 'bd_dropout', 'standardize_trunk')
@@ -261,169 +102,6 @@ def _fit_full(name, images, labels, tr, va, te, num_classes, input_size, epochs,
     if freeze != 'frozen': standardize_inputs(model, images[np.sort(tr)], batch_size=64)  # the trunk has changed
     if bn_stats == 'precise': precise_bn_stats(model, images[np.sort(tr)], batch_size=64)  # curves: moving averages
     return h.history, model.predict(images[te], batch_size=64, verbose=0), model
-
-# %% ../nbs/05_train.ipynb #d7dba579
-class FoldAdam(FusedAdam):
-    "`FusedAdam` over the heads of several folds: each fold's weights bias-corrected with that fold's own step count."
-    def __init__(self, fold_variables, **kwargs):
-        if kwargs.get('amsgrad'): raise ValueError('FoldAdam: amsgrad=True is not supported; use amsgrad=False')
-        super().__init__(**kwargs)
-        self._fold_variables, self._step_args = [list(vs) for vs in fold_variables], None
-
-    def build(self, var_list):
-        if self.built: return
-        super().build(var_list)
-        fold = {self._var_key(v): f for f, vs in enumerate(self._fold_variables) for v in vs}
-        unknown = [v.path for v in var_list if self._var_key(v) not in fold]
-        if unknown:
-            raise ValueError(f"FoldAdam: variables {unknown} are in no fold; pass every fold's trainable variables")
-        self._fold_of = [fold[self._var_key(v)] for v in var_list]
-        self.fold_steps = self.add_variable((len(self._fold_variables),), initializer='zeros', dtype='int64',
-                                            name='fold_steps')
-
-    def _fold(self, variable): return self._fold_of[self._get_variable_index(variable)]
-    def _local_step(self, variable): return self.fold_steps[self._fold(variable)] + 1
-
-    def _variable_args(self, variable, learning_rate):
-        "The kernel's scalars for `variable`: its fold's, computed once per step (`_backend_apply_gradients`)."
-        key = self._fold(variable), keras.backend.standardize_dtype(variable.dtype)
-        args = self._step_args.get(key) if self._step_args else None
-        return args if args is not None else super()._variable_args(variable, learning_rate)
-
-    def _keras_update_step(self, gradient, variable, learning_rate):
-        "Keras's `Adam.update_step` (the same operations in the same order) with the fold's own step."
-        dtype = variable.dtype
-        lr, gradient = ops.cast(learning_rate, dtype), ops.cast(gradient, dtype)
-        step = ops.cast(self._local_step(variable), dtype)
-        beta_1_power = ops.power(ops.cast(self.beta_1, dtype), step)
-        beta_2_power = ops.power(ops.cast(self.beta_2, dtype), step)
-        i = self._get_variable_index(variable)  # Keras's private slot lists, as in `FusedAdam.update_step`
-        m, v = self._momentums[i], self._velocities[i]
-        alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
-        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
-        self.assign_sub(variable, ops.divide(ops.multiply(m, alpha), ops.add(ops.sqrt(v), self.epsilon)))
-
-    def _backend_apply_gradients(self, grads, trainable_variables):
-        folds = {(self._fold(v), keras.backend.standardize_dtype(v.dtype)) for v in trainable_variables}  # stepping
-        if keras.backend.backend() == 'tensorflow':  # the same operations as per weight, a tenth as many to trace
-            self._step_args = {(f, dtype): self._kernel_args(self.fold_steps[f] + 1, dtype, self.learning_rate)
-                               for f, dtype in sorted(folds)}
-        try: super()._backend_apply_gradients(grads, trainable_variables)
-        finally: self._step_args = None
-        stepped = np.zeros(len(self._fold_variables), 'int64')
-        stepped[sorted({f for f, _ in folds})] = 1
-        self.fold_steps.assign_add(stepped)
-
-# %% ../nbs/05_train.ipynb #7b378775
-_SCCE = keras.losses.SparseCategoricalCrossentropy()  # the loss `compile_head` gives a head: the batch's mean
-
-def _as_list(x): return list(x) if isinstance(x, (list, tuple)) else [x]
-
-class FoldStack(keras.Model):
-    "The heads of several folds as one model: one input and one output per fold, the loss the sum of the folds' losses."
-    def __init__(self, heads, folds=None, **kwargs):
-        folds = list(range(len(heads))) if folds is None else [int(k) for k in folds]
-        if not heads or len(folds) != len(heads):
-            raise ValueError(f'FoldStack: {len(heads)} heads and {len(folds)} fold numbers; give one per head')
-        if any(len(h.inputs) != 1 or len(h.outputs) != 1 for h in heads):
-            raise ValueError('FoldStack: each head must have one input and one output, as build_cached_head makes them')
-        named = [keras.Model(h.inputs[0], h.outputs[0], name=f'fold{k}') for h, k in zip(heads, folds)]  # same layers
-        inputs = [keras.Input(h.inputs[0].shape[1:], name=f'fold{k}_features') for h, k in zip(heads, folds)]
-        super().__init__(inputs, [h(x) for h, x in zip(named, inputs)], **{'name': 'fold_stack', **kwargs})
-        self.folds = tuple(folds)
-
-    @property
-    def heads(self):
-        "Each fold's head (its layers are those of the head it was built from)."
-        return [self.get_layer(f'fold{k}') for k in self.folds]
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        "The sum of the folds' batch losses: each fold's gradients are those of its own loss."
-        return functools.reduce(ops.add, [_SCCE(t, p) for t, p in zip(_as_list(y), _as_list(y_pred))])
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        "Loss and accuracy of each fold on its own batch: arrays with one value per fold."
-        pairs = list(zip(_as_list(y), _as_list(y_pred)))
-        return dict(accuracy=ops.stack([ops.mean(keras.metrics.sparse_categorical_accuracy(t, p)) for t, p in pairs]),
-                    loss=ops.stack([_SCCE(t, p) for t, p in pairs]))
-
-def compile_stack(stack, optimizer=None):
-    "Compile `stack` with `optimizer` (shared with the stack it was cut from), or a new `FoldAdam` built on its heads."
-    if optimizer is None:
-        optimizer = FoldAdam([h.trainable_variables for h in stack.heads])
-        optimizer.build(stack.trainable_variables)
-    stack.compile(optimizer=optimizer)
-    return stack
-
-def predict_heads(stack, xs, batch_size=256):
-    "Each fold's probabilities on its own inputs `xs[f]`, every fold's rows of a batch in one call."
-    if len(xs) != len(stack.folds): raise ValueError(f'predict_heads: {len(xs)} inputs for {len(stack.folds)} folds')
-    outs = [[np.zeros((0, o.shape[-1]), 'float32')] for o in stack.outputs]
-    for i in range(0, max(len(x) for x in xs), batch_size):
-        chunks = [np.asarray(x[i:i + batch_size], 'float32') for x in xs]
-        padded = [np.pad(c, ((0, batch_size - len(c)), (0, 0))) for c in chunks]  # one shape: traced once
-        for o, c, p in zip(outs, chunks, _as_list(stack.predict_on_batch(padded))): o.append(np.asarray(p)[:len(c)])
-    return [np.concatenate(o) for o in outs]  # (rows are independent at inference: the padding changes nothing)
-
-# %% ../nbs/05_train.ipynb #e4543192
-def fit_cached_heads(stack, views, idxs, labels, epochs=15, batch_size=32, seeds=None, validations=None, verbose=False,
-                     bn_stats='precise', patience=None):
-    """Train the heads of a `FoldStack` (or a list of heads) together: head f on cached `views` of the images `idxs[f]`,
-    its batches drawn with `seeds[f]`, validated on `validations[f]` = (features, labels) or None. Each head trains as
-    `fit_cached_head` trains it alone, `patience` included (a stopped head sits out the later steps); returns one
-    history per head, as `fit_cached_head` returns it."""
-    if bn_stats not in BN_STATS: raise ValueError(f"bn_stats={bn_stats!r}: use one of {BN_STATS}")
-    stack = stack if isinstance(stack, FoldStack) else FoldStack(stack)
-    heads, n = stack.heads, len(stack.folds)
-    seeds = [0] * n if seeds is None else list(seeds)
-    validations = [None] * n if validations is None else list(validations)
-    if not len(idxs) == len(seeds) == len(validations) == n:
-        raise ValueError(f'fit_cached_heads: {n} heads need {n} idxs, seeds and validations; '
-                         f'got {len(idxs)}, {len(seeds)}, {len(validations)}')
-    if getattr(stack, 'optimizer', None) is None: compile_stack(stack)
-    subs = {tuple(range(n)): stack}  # a stack of the folds that take a step, per set of folds
-    samplers = [ViewSampler(views, idx, labels, batch_size, s) for idx, s in zip(idxs, seeds)]
-    population = lambda f: np.asarray(views[0][np.sort(idxs[f])])  # fold f's training images, unaugmented
-    for f in range(n): standardize_inputs(heads[f], population(f))  # as `fit_cached_head` does
-    validate = [v is not None and len(v[1]) > 0 for v in validations]
-    if patience is not None and not all(validate):
-        raise ValueError(f"patience={patience}: every fold needs a validation set")
-    hists, best, training = [{} for _ in range(n)], [_Best(patience) for _ in range(n)], list(range(n))
-    for e in range(epochs):
-        if not training: break  # every head has stopped early
-        t0, sums = time.perf_counter(), [{} for _ in range(n)]
-        for i in range(max(len(samplers[f]) for f in training)):
-            active = tuple(f for f in training if i < len(samplers[f]))
-            if active not in subs:  # folds that have finished their epoch sit the step out, untouched
-                sub = FoldStack([heads[f] for f in active], [stack.folds[f] for f in active])
-                subs[active] = compile_stack(sub, stack.optimizer)
-            batches = [samplers[f][i] for f in active]
-            logs = subs[active].train_on_batch([x for x, _ in batches], [y for _, y in batches], return_dict=True)
-            for j, (f, (_, y)) in enumerate(zip(active, batches)):
-                for k, v in logs.items(): sums[f][k] = sums[f].get(k, 0.0) + float(np.asarray(v)[j]) * len(y)
-        for f in training: samplers[f].on_epoch_end()
-        logs = {f: {k: v / len(samplers[f].idx) for k, v in sums[f].items()} for f in training}
-        checked = [f for f in training if validate[f]]
-        if checked:
-            if bn_stats == 'precise':  # the curves show what inference would give
-                for f in checked: precise_bn_stats(heads[f], population(f))
-            width = stack.inputs[0].shape[-1]
-            probs = predict_heads(stack, [validations[f][0] if f in checked else np.zeros((0, width), 'float32')
-                                          for f in range(n)])
-            for f in checked: logs[f].update(_validation_logs(validations[f][1], probs[f]))
-        for f, lg in logs.items():
-            for k, v in lg.items(): hists[f].setdefault(k, []).append(float(v))
-        if verbose:  # each metric's mean over the folds still training, and its range
-            last = {k: [hists[f][k][-1] for f in training if k in hists[f]] for k in hists[training[0]]}
-            print(f"epoch {e + 1}/{epochs}, {len(training)} folds ({time.perf_counter() - t0:.1f} s): "
-                  + ', '.join(f"{k} {np.mean(v):.4f} [{min(v):.4f}, {max(v):.4f}]" for k, v in last.items()),
-                  flush=True)
-        training = [f for f in training if not best[f].stop(heads[f], logs[f].get('val_loss'), e)]
-    for f in range(n):
-        if bn_stats == 'precise' and not (validate[f] and epochs): precise_bn_stats(heads[f], population(f))
-        best[f].restore(heads[f])
-    return hists
 
 # %% ../nbs/05_train.ipynb #4ec62950
 def _fit_cached_stack(name, feats, labels, trs, vas, tes, num_classes, epochs, batch_size, seeds, verbose, model_kwargs,
