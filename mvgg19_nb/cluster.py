@@ -70,11 +70,11 @@ def _fold_name(task) -> str:
 
 def _fold_in_worker(task, shared, threads):
     "A task of `mvgg19_nb.train._run_fold` in a Ray worker with `threads` threads: [(model, fold, seconds, fold file)]."
-    from mvgg19_nb import train
+    from mvgg19_nb import runs, train
     try: train._limit_threads(threads)
     except RuntimeError: pass  # a reused worker whose backend runs with another count: equal to float32 rounding
     out = train._run_fold(task, shared)  # one fold, or a list of them for a stacked task (several folds at once)
-    return [(m, k, s, train._fold_file(shared['run_dir'], m, k).read_bytes())
+    return [(m, k, s, runs.fold_file(shared['run_dir'], m, k).read_bytes())
             for m, k, s in (out if isinstance(out, list) else [out])]
 
 def _share(shared: dict, cache: str, nodes: int) -> dict:
@@ -129,8 +129,8 @@ def run_folds_ray(tasks, shared, workers, address=None, retries=1, num_gpus=0, c
             except Exception as e: failed.append((task, e)); continue
             for r in out if isinstance(out, list) else [out]:  # a stacked task reports each of its folds
                 if len(r) > 3:
-                    from mvgg19_nb.train import _fold_file
-                    _write_missing(_fold_file(shared['run_dir'], r[0], r[1]), r[3])
+                    from mvgg19_nb.runs import fold_file
+                    _write_missing(fold_file(shared['run_dir'], r[0], r[1]), r[3])
                 yield tuple(r[:3])
     finally:
         for r in pending:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #1e14e9de
 from __future__ import annotations
-import contextlib, hashlib, json, os, socket, tempfile, threading, time, warnings
+import json, os, tempfile, threading, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -19,17 +19,14 @@ from .heads import (
     FoldStack, compile_head, compile_stack, fit_cached_head, fit_cached_heads, precise_bn_stats, predict_heads,
     standardize_inputs)
 from .images import cpu_cores, write_atomic
+from .runs import WRITING, check_fold, fold_file, probes_key, read_baselines, reuse_fold, run_lock, save_fold
 from .augment import AUGMENT_DEFAULTS, build_augmenter
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
 from .params import check_params, resolve_epochs
-try: import fcntl  # run folder locks (POSIX)
-except ImportError: fcntl = None
 
 # %% auto #0
-__all__ = ['HEAD_KEYS', 'BASELINES', 'FOLD_FORMAT', 'PROBES_VERSION', 'LOCK_FILE', 'STACKED_WORKERS', 'BACKENDS', 'HEADS',
-           'duplicate_groups', 'make_folds', 'split_validation', 'probe_features', 'compute_baselines', 'CVResult',
-           'DamagedFold', 'check_fold', 'RunLocked', 'run_lock', 'default_workers', 'cross_validate',
-           'train_final_model']
+__all__ = ['HEAD_KEYS', 'BASELINES', 'STACKED_WORKERS', 'BACKENDS', 'HEADS', 'duplicate_groups', 'make_folds', 'split_validation',
+           'probe_features', 'compute_baselines', 'CVResult', 'default_workers', 'cross_validate', 'train_final_model']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -165,107 +162,6 @@ class CVResult:
         return pd.concat({m: summarize(self.metrics(m)) for m in (*self.runs, *self.baselines)})
 
 # %% ../nbs/05_train.ipynb #d1b899e8
-FOLD_FORMAT = 2  # fold files carry their identity and a checksum from this format on
-
-class DamagedFold(ValueError):
-    "A fold file that cannot be read or does not hold the fold it should: the message names the file and why."
-
-def _fold_file(run_dir, model, k): return Path(run_dir)/model/f'fold{k}.npz'
-
-def _fold_checksum(te, proba, history, timing):
-    "blake2b of a fold file's arrays (dtype, shape, bytes) and of its history and timing (JSON strings)."
-    h = hashlib.blake2b(digest_size=16)
-    for a in (np.asarray(te), np.asarray(proba)):
-        h.update(f'{a.dtype.str}{a.shape}'.encode()); h.update(np.ascontiguousarray(a).tobytes())
-    for s in (history, timing): h.update(s.encode())
-    return h.hexdigest()
-
-_WRITING = {}  # the temporary file this process is writing: a worker whose parent ended deletes it (`_watch_parent`)
-
-def _save_fold(path, te, proba, history, timing, model, k, run):
-    """Write fold `k` of `model` in the run `run` (its parameters' digest) to `path`, atomically: test indices,
-    probabilities, history, timing, and the identity `check_fold` verifies."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f'.tmp{os.getpid()}.npz')
-    history, timing = json.dumps(history), json.dumps(timing)
-    identity = dict(format=FOLD_FORMAT, model=model, fold=int(k), test=content_digest(np.asarray(te).tolist()), run=run,
-                    checksum=_fold_checksum(te, proba, history, timing))
-    _WRITING['tmp'] = tmp
-    try:
-        np.savez(tmp, test=te, proba=proba, history=history, timing=timing, identity=json.dumps(identity))
-        os.replace(tmp, path)
-    finally:
-        _WRITING.pop('tmp', None)
-        tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves nothing behind
-
-def _load_fold(path):
-    "(test, proba, history, timing) of a fold file, unverified: `check_fold` reads it for the run."
-    with np.load(path) as z: return z['test'], z['proba'], json.loads(str(z['history'])), json.loads(str(z['timing']))
-
-def check_fold(path, model, k, test, run):
-    """(test, proba, history, timing) of the fold file `path` if it holds fold `k` of `model` on the test indices
-    `test`, in the run whose parameters' digest is `run`, and its arrays match their checksum; else `DamagedFold`."""
-    def bad(why): return DamagedFold(f'fold file {path} {why}')
-    try:
-        with open(path, 'rb') as f:  # closed however np.load fails
-            if os.fstat(f.fileno()).st_size == 0: raise bad('is empty (0 bytes)')
-            with np.load(f) as z:
-                if 'identity' not in z.files:
-                    raise bad('has no identity (written by an older version): it cannot be verified')
-                ident = json.loads(str(z['identity']))
-                te, proba, history, timing = z['test'], z['proba'], str(z['history']), str(z['timing'])
-    except DamagedFold: raise
-    except Exception as e:
-        raise bad(f'cannot be read, truncated or damaged ({type(e).__name__}: {e})') from None
-    if not isinstance(ident, dict) or ident.get('format') != FOLD_FORMAT:
-        raise bad(f'has an identity of another format ({ident!r:.80}), not format {FOLD_FORMAT}')
-    if (ident.get('model'), ident.get('fold')) != (model, int(k)):
-        raise bad(f"holds fold {ident.get('fold')} of {ident.get('model')}, not fold {k} of {model}")
-    if ident.get('run') != run: raise bad(f"is from another run ({ident.get('run')}, not {run})")
-    if ident.get('test') != content_digest(np.asarray(test).tolist()) or not np.array_equal(te, test):
-        raise bad(f'holds the results of other test images than fold {k} has')
-    if ident.get('checksum') != _fold_checksum(te, proba, history, timing):
-        raise bad('was modified: its arrays no longer match their checksum')
-    if proba.ndim != 2 or len(proba) != len(te): raise bad(f'holds {proba.shape} probabilities for {len(te)} images')
-    return te, proba, json.loads(history), json.loads(timing)
-
-def _say(msg, progress):
-    "A line for the user: printed with `progress`, else a warning (templates and notebooks run without progress)."
-    if progress: print(msg, flush=True)
-    else: warnings.warn(msg, stacklevel=3)
-
-def _reuse_fold(path, model, k, test, run, progress):
-    """Whether the fold file `path` is there and `check_fold` accepts it; a damaged one is moved aside to
-    `<path>.bad`, with a line naming it and why (`_say`)."""
-    if not path.exists(): return False
-    try: check_fold(path, model, k, test, run); return True
-    except DamagedFold as e:
-        os.replace(path, path.with_name(path.name + '.bad'))
-        _say(f'{e}; moved aside to {path.name}.bad, training fold {k} of {model} again', progress)
-        return False
-
-PROBES_VERSION = 1  # raise it when `compute_baselines` or `metrics.linear_probe` change what they compute
-
-def _probes_key(view_checksum, labels, train_sets, test_sets, num_classes) -> str:
-    "The identity of the baselines of one cached view (its file's checksum), `labels` and folds, and of their method."
-    import sklearn
-    return content_digest([PROBES_VERSION, sklearn.__version__, view_checksum, int(num_classes),
-                           np.asarray(labels).tolist(), [np.asarray(t).tolist() for t in train_sets],
-                           [np.asarray(t).tolist() for t in test_sets]])
-
-def _read_baselines(path, n, k, progress):
-    "The baselines of `n` images and `k` classes saved at `path`; None if none, or if damaged (moved aside)."
-    if not path.exists(): return None
-    try:
-        with open(path, 'rb') as f, np.load(f) as z: found = {k: z[k] for k in BASELINES}
-        if any(v.shape != (n, k) for v in found.values()): raise ValueError(f'they are not of {n} images, {k} classes')
-        return found
-    except Exception as e:
-        os.replace(path, path.with_name(path.name + '.bad'))
-        _say(f'baselines file {path} cannot be read, truncated or damaged ({type(e).__name__}: {e}); moved aside '
-             f'to {path.name}.bad, taking them again from the feature cache or computing them', progress)
-        return None
-
 def _run_fold(task, shared):
     """Train and test one model on one fold and save its fold file; in this process or in a worker. Returns
     (model, fold, seconds), or for a stacked task (its fold a tuple of folds, see `_run_stack`) a list of them."""
@@ -284,7 +180,7 @@ def _run_fold(task, shared):
     fit_s = time.perf_counter() - t0
     h = {key: [float(x) for x in v] for key, v in h.items()}
     timing = dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid())
-    _save_fold(_fold_file(s['run_dir'], m, k), te, p, h, timing, m, k, s['run_id'])
+    save_fold(fold_file(s['run_dir'], m, k), te, p, h, timing, m, k, s['run_id'])
     return m, k, fit_s
 
 def _run_stack(task, shared):
@@ -300,38 +196,9 @@ def _run_stack(task, shared):
     for k, tr, va, te, h, p in zip(ks, trs, vas, tes, hists, probas):
         h = {key: [float(x) for x in v] for key, v in h.items()}
         timing = dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid(), stacked=len(ks))
-        _save_fold(_fold_file(s['run_dir'], m, k), te, p, h, timing, m, k, s['run_id'])
+        save_fold(fold_file(s['run_dir'], m, k), te, p, h, timing, m, k, s['run_id'])
         done.append((m, k, fit_s))
     return done
-
-# %% ../nbs/05_train.ipynb #5d75b79c
-LOCK_FILE = '.lock'  # in the run folder: held (flock) by the process running there, with its pid and host inside
-
-class RunLocked(RuntimeError):
-    "Another process is running in this run folder: the message names the folder and that process."
-
-@contextlib.contextmanager
-def run_lock(run_dir):
-    """Hold an exclusive lock on `run_dir` (`flock` on its `.lock` file, released when this process ends however it
-    ends) while the block runs; `RunLocked` at once if another process holds it. Unlocked where the OS has no flock."""
-    path = Path(run_dir)/LOCK_FILE
-    f = open(path, 'a+')
-    try:
-        locked = fcntl is not None
-        if locked:
-            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0); who = f.read().split()
-                holder = f'process {who[0]} on {who[1]}' if len(who) == 2 else 'another process'
-                raise RunLocked(f'run folder {run_dir} is in use by {holder} (a cross_validate or mvgg19 run with the '
-                                'same parameters): wait for it to end, or stop it, then rerun to resume') from None
-            except OSError as e:  # a file system without locks (some network mounts): run, unlocked, and say so
-                warnings.warn(f'cannot lock the run folder {run_dir} ({e}): nothing stops a second run from writing '
-                              'there at the same time', stacklevel=3)
-                locked = False
-        if locked: f.seek(0); f.truncate(); f.write(f'{os.getpid()} {socket.gethostname()}\n'); f.flush()
-        yield path
-    finally: f.close()
 
 # %% ../nbs/05_train.ipynb #46d3a921
 STACKED_WORKERS = 1  # processes for stacked heads when `workers` is None: see `benchmarks/cv_speed.py`
@@ -377,7 +244,7 @@ def _watch_parent(pid, every=1.0):
             time.sleep(every)
             p = _WATCH['pid']
             if not _alive(p) or (p == ppid and os.getppid() != ppid):  # or this worker was handed to another parent
-                tmp = _WRITING.get('tmp')
+                tmp = WRITING.get('tmp')
                 if tmp is not None: Path(tmp).unlink(missing_ok=True)
                 os._exit(1)
     _WATCH['thread'] = threading.Thread(target=watch, name='mvgg19-watch-parent', daemon=True)
@@ -491,7 +358,7 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
         (run_dir/'params.json').write_text(json.dumps(params, indent=1, default=str))
         res = CVResult(ds.name, list(ds.classes), labels, fold_idx, params, timings={'extract_s': 0.0})
         pending = [(m, k) for m in models for k in range(folds)
-                   if not _reuse_fold(_fold_file(run_dir, m, k), m, k, fold_idx[k], run_id, progress)]
+                   if not reuse_fold(fold_file(run_dir, m, k), m, k, fold_idx[k], run_id, progress)]
         images = feats = None
         def features(n_views):
             return extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or Path(out_dir)/'cache',
@@ -529,20 +396,20 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
         for m in models:
             proba, hists, times = np.zeros((len(ds), num_classes), 'float32'), [], []
             for k, te in enumerate(fold_idx):
-                _, p, h, t = check_fold(_fold_file(run_dir, m, k), m, k, te, run_id)
+                _, p, h, t = check_fold(fold_file(run_dir, m, k), m, k, te, run_id)
                 proba[te] = p; hists.append(h); times.append(t)
             res.runs[m] = dict(proba=proba, histories=hists, timings=times)
         if baselines:
             path, t0 = run_dir/'baselines.npz', time.perf_counter()
-            found = _read_baselines(path, len(ds), num_classes, progress)
+            found = read_baselines(path, BASELINES, len(ds), num_classes, progress)
             if found is None:
                 view0 = feats if feats is not None else features(1)  # the original view, from the cache if there
                 trains = [tr for tr, _ in splits]
                 # the same features, labels and folds give the same probes: kept beside the features, for every run
                 # of them whatever its head's parameters (epochs, dropout, ...)
-                key = _probes_key(view0.checksum(0), labels, trains, fold_idx, num_classes)
+                key = probes_key(view0.checksum(0), labels, trains, fold_idx, num_classes)
                 shared = view0.folder/f'baselines-{key}.npz'
-                found = _read_baselines(shared, len(ds), num_classes, progress)
+                found = read_baselines(shared, BASELINES, len(ds), num_classes, progress)
                 if found is None:
                     found = compute_baselines(view0.views[0], view0.layout, labels, trains, fold_idx, num_classes)
                     write_atomic(shared, lambda tmp: np.savez(open(tmp, 'wb'), **found))  # savez adds no suffix

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 import numpy as np, pytest
 from mvgg19_nb import cli, train
-from mvgg19_nb.train import RunLocked, check_fold, cross_validate, run_lock
+from mvgg19_nb.runs import RunLocked, check_fold, run_lock
+from mvgg19_nb.train import cross_validate
 
 ARGS = dict(input_size=(48, 48), folds=3, epochs=2, weights=None, views=2, seed=0)
 SERIAL = dict(ARGS, backend='serial')  # every fold in this process: a retrained fold equals the clean run's bit for bit
@@ -98,7 +99,7 @@ def test_second_run_on_the_same_folder_is_refused(ds, cache, clean, copy):
             cross_validate(ds, out_dir=out, cache_dir=cache, progress=False, **SERIAL)
         assert time.perf_counter() - t0 < 5  # at once: no waiting, no extraction, no training
     code = textwrap.dedent(f'''
-        from mvgg19_nb.train import run_lock
+        from mvgg19_nb.runs import run_lock
         import time
         with run_lock({str(run_dir)!r}): print('held', flush=True); time.sleep(120)''')
     env = {**os.environ, 'PYTHONPATH': str(Path(train.__file__).parents[1])}  # this checkout's mvgg19_nb

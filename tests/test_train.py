@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np, pytest
 from sklearn.metrics import accuracy_score, f1_score
 from mvgg19_nb import train
-from mvgg19_nb.train import cross_validate, default_workers, _load_fold
+from mvgg19_nb.runs import load_fold
+from mvgg19_nb.train import cross_validate, default_workers
 
 # Folds trained with other thread counts (worker processes with one thread each vs the main process's two) sum in
 # another order: equal up to float32 rounding, ~1e-5 on these probabilities; a wrong seed, batch or fold differs by
@@ -75,7 +76,7 @@ def test_killed_run_resumes_to_same_result(ds, cache, run, tmp_path):
     done = sorted(p for p in out.glob('*/*/*.npz') if FOLD_FILE.fullmatch(p.name))
     assert 'fold1.npz' in [p.name for p in done] and len(done) < 6, f'the kill should land mid-run, found {done}'
     for p in done:  # written under a temporary name, then renamed: a fold file is whole, or absent
-        te, proba, history, timing = _load_fold(p)
+        te, proba, history, timing = load_fold(p)
         assert len(proba) == len(te) and len(history['loss']) == ARGS['epochs'] and timing['n_test'] == len(te)
     resumed = cross_validate(ds, out_dir=out, cache_dir=cache, **ARGS)
     same_results(resumed, run)
