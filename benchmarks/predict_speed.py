@@ -5,7 +5,7 @@
 
 One process, the same image files, the same batch size, both runtimes interleaved in each repeat (so both see
 the same machine load), the best repeat of each kept (the one least disturbed by other work): (1) end to end,
-image files to the predictions table with `mvgg19_nb.cli.predict_images`, what `mvgg19 predict` runs (decoding,
+image files to the predictions table with `mvgg19_nb.predict.predict_images`, what `mvgg19 predict` runs (decoding,
 resizing as in training, the model, the table); (2) the model alone on the decoded batch (Keras `model.predict`
 against the ONNX Runtime session), so that the share of decoding shows; (3) a fresh `mvgg19 predict` process on
 one image with each model file, start-up included (what a line pays when it starts the command per batch of parts:
@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault('KERAS_HOME', str(Path(__file__).resolve().parents[1]/'.keras_home'))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np
-from mvgg19_nb.cli import OnnxModel, predict_images, read_batch
+from mvgg19_nb.predict import OnnxModel, predict_images, read_batch
 from mvgg19_nb.data import load_dataset
 
 

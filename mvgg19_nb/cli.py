@@ -4,30 +4,28 @@
 
 # %% ../nbs/09_cli.ipynb #7c935312
 from __future__ import annotations
-import argparse, ast, contextlib, fnmatch, io, json, logging, os, shutil, subprocess, sys, tempfile, textwrap, time
-import tokenize, warnings
+import argparse, ast, contextlib, io, json, logging, os, shutil, subprocess, sys, tempfile, textwrap, time, tokenize
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePath
+from pathlib import Path
 import numpy as np
-import pandas as pd
-from .data import DataError, load_magnetic_tile
+from .data import DataError
 from .experiment import (BASELINE_NAMES, DATASET_KEYS, DATASET_NAMES, EXPERIMENT_DEFAULTS, INPUT_SIZES,
                                   default_input_size, repo_root, rerun_command, run_experiment, template_path)
 from .results import baseline_of, provenance, read_results, write_json
 from .summary import write_summary
-from .images import (ImageError, file_digest, find_images, image_info, load_image, n_workers, progress_bar,
-                              resize_image)
+from .images import ImageError, file_digest, image_info, n_workers
 from .params import (ALLOWED, ParameterError, check_model_file, check_params, dataset_key,
                               model_constants, resolve_epochs)
+# which files, how they are read, the table: chapter 10's, loaded without Keras (the ONNX path never imports it)
+from .predict import OnnxModel, plural, predict_images, read_batch, select_images
 
 # %% auto #0
-__all__ = ['PATH_PARAMS', 'PATH_NOTES', 'EXPORT_TOLERANCE', 'TRAIN_UNUSED', 'RESERVED_COLUMNS', 'CARD_FORMAT', 'CARD_VERSION',
-           'RECIPE_KEYS', 'CLIError', 'parse_value', 'parse_params', 'resolve_paths', 'check_writable_dir',
-           'template_parameters', 'parameters_help', 'build_parser', 'mask_files', 'select_images', 'read_batch',
-           'predictions_table', 'predict_chunks', 'predict_images', 'OnnxModel', 'card_path', 'read_card', 'cv_metrics',
-           'find_datasets', 'check_run', 'set_aside_stale', 'summary_line', 'cmd_run', 'cmd_book', 'check_model_path',
-           'cmd_predict', 'cmd_train', 'check_images', 'cmd_export', 'main']
+__all__ = ['PATH_PARAMS', 'PATH_NOTES', 'EXPORT_TOLERANCE', 'TRAIN_UNUSED', 'CARD_FORMAT', 'CARD_VERSION', 'RECIPE_KEYS',
+           'CLIError', 'parse_value', 'parse_params', 'resolve_paths', 'check_writable_dir', 'template_parameters',
+           'parameters_help', 'build_parser', 'card_path', 'read_card', 'cv_metrics', 'find_datasets', 'check_run',
+           'set_aside_stale', 'summary_line', 'cmd_run', 'cmd_book', 'check_model_path', 'cmd_predict', 'cmd_train',
+           'check_images', 'cmd_export', 'main']
 
 # %% ../nbs/09_cli.ipynb #59ebff96
 class CLIError(ValueError):
@@ -215,156 +213,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser('sweep', add_help=False, help='run the experiment for datasets x parameter sets as Ray tasks, '
                    'resuming (mvgg19 sweep --help; needs the ray extra)')
     return p
-
-# %% ../nbs/09_cli.ipynb #d15a36e2
-def _magnetic_tile_root(path):
-    "The magnetic tile folder above `path` if `path` lies in its layout, `<root>/MT_<Class>/Imgs/<file>`; else None."
-    p = Path(os.path.abspath(path))
-    inside = len(p.parents) > 2 and p.parent.name == 'Imgs' and p.parents[1].name.startswith('MT_')
-    return p.parents[2] if inside else None
-
-def mask_files(paths, log=print) -> set:
-    "The files among `paths` that a dataset loader knows as masks, not images (the magnetic tile ground truth)."
-    masks = set()
-    for root in sorted({r for r in map(_magnetic_tile_root, paths) if r is not None}):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                ds = load_magnetic_tile(root)
-        except DataError as e:
-            log(f"could not tell masks from images in {root} ({e}); "
-                "skip masks with exclude=['*.png'] (--exclude '*.png')")
-            continue
-        masks |= {os.path.abspath(m) for m in ds.meta['masks'] if m}
-        masks |= {os.path.abspath(p) for p, why in ds.meta['ignored'] if why == 'mask without an image'}
-    return {p for p in paths if os.path.abspath(p) in masks}
-
-def _excluded(path, patterns) -> bool:
-    "Whether one of the globs matches the end of `path`: its name, or its last folders and name (`*` spans folders)."
-    parts = PurePath(path).parts
-    tails = [str(PurePath(*parts[i:])) for i in range(len(parts))]
-    return any(fnmatch.fnmatch(t, g) for g in patterns for t in tails)
-
-def select_images(inputs, exclude=(), skip_masks=True, log=print) -> list:
-    "The image files of `inputs` (as `find_images`) less those matching `exclude` and, with `skip_masks`, known masks."
-    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
-    paths = find_images(inputs)
-    excluded = {p for p in paths if _excluded(p, exclude)}
-    paths = [p for p in paths if p not in excluded]
-    masks = mask_files(paths, log) if skip_masks else set()
-    if excluded or masks:
-        why = [f"{len(masks)} magnetic tile ground-truth masks"] * bool(masks)
-        why += [f"{len(excluded)} matching {' or '.join(map(repr, exclude))}"] * bool(excluded)
-        log(f"skipped {len(excluded) + len(masks)} files: {' and '.join(why)}")
-    return [p for p in paths if p not in masks]
-
-# %% ../nbs/09_cli.ipynb #88838e74
-def _read_sized(path, size):
-    "The image at `path` as training reads it (`load_image`, bilinear `resize_image` to `size`), and its own (h, w)."
-    a = load_image(path)
-    return resize_image(a, size), tuple(int(v) for v in a.shape[:2])
-
-def read_batch(paths, size, workers=None):
-    "RGB uint8 `(N, *size, 3)` from image files, read as training reads them; returns `(batch, failures, sizes)`."
-    x, fails, sizes = np.zeros((len(paths), *size, 3), np.uint8), {}, [None] * len(paths)
-    def one(i):
-        try: x[i], sizes[i] = _read_sized(paths[i], size)
-        except ImageError as e: fails[i] = e.reason
-    with ThreadPoolExecutor(workers or n_workers()) as ex: list(ex.map(one, range(len(paths))))
-    return x, dict(sorted(fails.items())), sizes
-
-# %% ../nbs/09_cli.ipynb #cfd33b74
-RESERVED_COLUMNS = ('path', 'predicted', 'confidence', 'p_positive', 'error')  # a class named so: column p_<name>
-
-def predictions_table(paths, proba, classes, errors=None, positive_class=None, threshold=None) -> pd.DataFrame:
-    "One row per image: path, predicted class, confidence, a column per class, `p_positive` (binary) and `error`."
-    classes = [str(c) for c in classes]
-    proba = np.asarray(proba, 'float32').reshape(len(paths), len(classes))
-    if positive_class is not None and (len(classes) != 2 or str(positive_class) not in classes):
-        raise ValueError(f"positive_class={positive_class!r}: a binary model's class is needed, one of {classes}")
-    if threshold is not None and positive_class is None: raise ValueError('a threshold needs the positive class')
-    good = ~np.isnan(proba).any(1)
-    best = np.nan_to_num(proba).argmax(1)
-    if positive_class is not None:
-        pos = classes.index(str(positive_class))
-        if threshold is not None: best = np.where(proba[:, pos] >= threshold, pos, 1 - pos)
-    df = pd.DataFrame({'path': [None if p is None else str(p) for p in paths],
-                       'predicted': [classes[k] if g else None for k, g in zip(best, good)],
-                       'confidence': np.where(good, proba[np.arange(len(paths)), best], np.nan)})
-    cols = [f'p_{c}' if c in RESERVED_COLUMNS else c for c in classes]
-    df = pd.concat([df, pd.DataFrame(proba, columns=cols)], axis=1)
-    if positive_class is not None: df['p_positive'] = proba[:, pos]
-    if errors is not None: df['error'] = list(errors)
-    return df
-
-# %% ../nbs/09_cli.ipynb #f35ba2ca
-def predict_chunks(model, n, read, batch_size=32, progress=True):
-    """`(proba, errors)` of `model` on `n` images that `read(start, stop)` returns as `(x, {position: reason})`, read
-    `batch_size * 8` at a time: probabilities `(n, outputs)`, NaN where an image failed, and its reason ('' if none)."""
-    proba, errors, chunk = np.full((n, int(model.output_shape[-1])), np.nan, 'float32'), [''] * n, batch_size * 8
-    with progress_bar(total=n, show=progress, desc='predicting', unit='img') as bar:
-        for s in range(0, n, chunk):
-            x, fails = read(s, min(s + chunk, n))
-            ok = np.array([i not in fails for i in range(len(x))], bool)
-            if ok.any(): proba[s:s + len(x)][ok] = model.predict(x[ok], batch_size=batch_size, verbose=0)
-            for i, reason in fails.items(): errors[s + i] = reason
-            bar.update(len(x))
-    return proba, errors
-
-def _hw(hw) -> str: return f'{hw[0]}x{hw[1]}'
-def _count(n: int, word: str) -> str: return f"{n} {word}{'s' * (n != 1)}"
-
-def predict_images(model, paths, classes=None, batch_size=32, progress=True, positive_class=None, threshold=None,
-                   known_sizes=None, log=print) -> pd.DataFrame:
-    """The `predictions_table` of the image files `paths` with `model` (Keras or `OnnxModel`), unreadable files in
-    `error`. Images of a size not in `known_sizes` (default: the model's input size) are resized, said once."""
-    size, n_out = tuple(int(v) for v in model.input_shape[1:3]), int(model.output_shape[-1])
-    classes = [str(c) for c in classes] if classes else [f'class_{k}' for k in range(n_out)]
-    if len(classes) != n_out: raise ValueError(f"{len(classes)} class names for a model with {n_out} outputs")
-    known, sizes = {tuple(s) for s in known_sizes} if known_sizes else {size}, [None] * len(paths)
-    def read(start, stop):
-        x, fails, sizes[start:stop] = read_batch(paths[start:stop], size)
-        return x, fails
-    proba, errors = predict_chunks(model, len(paths), read, batch_size, progress)
-    other = [(p, hw) for p, hw in zip(paths, sizes) if hw is not None and hw not in known]
-    if other:
-        seen = ', '.join(map(_hw, sorted(known)[:5])) + ', ...' * (len(known) > 5)
-        was = (f"a size the training images did not have ({seen})" if known_sizes
-               else f"not {_hw(size)}, the model's input size")
-        log(f"resized {len(other)} of {_count(len(paths), 'image')} to {_hw(size)} (bilinear, as in training): {was}, "
-            f"e.g. {other[0][0]} ({_hw(other[0][1])}); check that they show the parts at the training images' scale")
-    return predictions_table(paths, proba, classes, errors, positive_class, threshold)
-
-class OnnxModel:
-    "An ONNX export run with ONNX Runtime, no TensorFlow: `input_shape`, `output_shape`, `classes`, `predict`."
-    def __init__(self, path):
-        try: import onnxruntime as ort
-        except ImportError as e:
-            raise CLIError(f"ONNX models need onnxruntime ({e}): pip install onnxruntime") from None
-        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors  # its exception types
-        unloadable = (ort_errors.InvalidProtobuf, ort_errors.InvalidArgument, ort_errors.InvalidGraph, ort_errors.Fail,
-                      ort_errors.NotImplemented)  # not a model (e.g. an image, an empty file), or one it cannot run
-        providers = [p for p in ort.get_available_providers() if p != 'AzureExecutionProvider']  # (remote inference)
-        try: self.session = ort.InferenceSession(str(path), providers=providers)
-        except unloadable as e:
-            why = str(e).split(':')[-1].strip() or type(e).__name__
-            raise ParameterError(f"not an ONNX model file: {path} ({why}); export one with "
-                                 "mvgg19 export MODEL.keras --format onnx --out MODEL.onnx") from None
-        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
-        if len(inp.shape) != 4 or not all(isinstance(v, int) for v in inp.shape[1:]) or inp.shape[3] != 3:
-            raise ParameterError(f"{path}: input {inp.name} {inp.shape} is not a batch of RGB images of a fixed size "
-                                 "(N, H, W, 3); export the model with mvgg19 export")
-        self.path, self.input_name, self.output_name = Path(path), inp.name, out.name
-        self.input_shape, self.output_shape = (None, *inp.shape[1:]), (None, out.shape[-1])
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.classes = json.loads(meta['classes']) if 'classes' in meta else None
-
-    def predict(self, x, batch_size=32, verbose=0):
-        "Probabilities `(N, classes)` of raw RGB 0-255 images `x` `(N, H, W, 3)`, `batch_size` at a time."
-        x = np.asarray(x, 'float32')
-        parts = [self.session.run([self.output_name], {self.input_name: x[s:s + batch_size]})[0]
-                 for s in range(0, len(x), batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.output_shape[-1]), 'float32')
 
 # %% ../nbs/09_cli.ipynb #776e633f
 CARD_FORMAT = 'mvgg19 model card'
@@ -593,7 +441,10 @@ def cmd_predict(args, log=print) -> int:
         raise CLIError(f"--threshold needs the positive class of a binary model: {why}")
     paths = select_images(args.inputs, exclude=args.exclude, log=note)
     if not paths: raise CLIError(f"no image files to predict in {' '.join(args.inputs)}")
-    if path.suffix.lower() == '.onnx': model = OnnxModel(path); classes = model.classes
+    if path.suffix.lower() == '.onnx':
+        try: model = OnnxModel(path)
+        except ImportError as e: raise CLIError(str(e)) from None  # onnxruntime not installed
+        classes = model.classes
     else:
         try: from mvgg19_nb.predict import load_model
         except ModuleNotFoundError as e:  # Keras or TensorFlow missing (an ONNX-only install); our own bugs speak
@@ -610,7 +461,7 @@ def cmd_predict(args, log=print) -> int:
     sizes = [s['size'] for s in card.get('image_sizes', [])] if card else None
     df = predict_images(model, paths, classes, args.batch_size, not args.no_progress, positive, t, sizes, note)
     failures = int((df['error'] != '').sum())
-    done = f"{_count(len(df) - failures, 'prediction')} and {_count(failures, 'failure')}"
+    done = f"{plural(len(df) - failures, 'prediction')} and {plural(failures, 'failure')}"
     if args.out: df.to_csv(args.out, index=False); log(f'wrote {done} to {args.out}')
     else: df.to_csv(sys.stdout, index=False); note(done)
     if failures == len(df):
@@ -677,7 +528,7 @@ def cmd_train(args, log=print) -> int:
     log(why)
     (h, w), views = p['input_size'], p['views'] if p['augment'] is not False else 1
     epochs = resolve_epochs(p['epochs'], len(ds), p['batch_size'])  # 'auto': as the folds, on all the images
-    log(f"training {args.model} at {h}x{w}: {_count(epochs, 'epoch')}, {_count(views, 'view')} of each image, "
+    log(f"training {args.model} at {h}x{w}: {plural(epochs, 'epoch')}, {plural(views, 'view')} of each image, "
         f"backbone weights {weights_id(p['weights'], p['seed'])}")
     t0 = time.perf_counter()
     try: model = train_final_model(ds, args.model, (h, w), epochs, p['weights'], p['batch_size'], views,
@@ -729,7 +580,7 @@ def check_images(size, card=None, images=(), n=8, log=print):
         paths = select_images(images, log=log)
         x, why = _readable(_spread(paths, n), size) if paths else (np.zeros((0,)), 'no image files')
         if not len(x): raise CLIError(f"--images {' '.join(map(str, images))}: no readable image ({why})")
-        return x, f"{_count(len(x), 'image')} given with --images"
+        return x, f"{plural(len(x), 'image')} given with --images"
     why = 'no model card beside the model'
     if card is not None:
         from mvgg19_nb.data import load_dataset
@@ -739,7 +590,7 @@ def check_images(size, card=None, images=(), n=8, log=print):
             per = max(1, n // len(ds.classes))
             firsts = [ds.paths[i] for k in range(len(ds.classes)) for i in np.flatnonzero(ds.labels == k)[:per]]
             x, why = _readable(firsts[:n], size)
-            if len(x): return x, f"{_count(len(x), 'image')} of {card['dataset']} (the dataset the model card names)"
+            if len(x): return x, f"{plural(len(x), 'image')} of {card['dataset']} (the dataset the model card names)"
     log(f"checking on random pixels: {why}; pass --images to check on real images")
     return np.random.default_rng(0).integers(0, 256, (n, *size, 3), dtype=np.uint8), f"{n} random-pixel images"
 

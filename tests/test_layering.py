@@ -1,5 +1,5 @@
 """The modules' import graph keeps its layers: using a model (predict, explain) never loads training code."""
-import ast
+import ast, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -41,9 +41,17 @@ def test_lower_layers_do_not_import_higher_ones():
     for low, high in [('data', 'model'), ('model', 'features'), ('features', 'heads'), ('heads', 'train'),
                       ('features', 'runs'), ('runs', 'heads'), ('runs', 'train'), ('features', 'train'),
                       ('train', 'experiment'), ('params', 'model'), ('images', 'data'), ('experiment', 'results'),
-                      ('results', 'summary'), ('results', 'train')]:
+                      ('results', 'summary'), ('results', 'train'), ('predict', 'cli')]:
         assert high not in reachable(low), f'{low} reaches {high}: {sorted(reachable(low))}'
 
 def test_the_graph_is_read():  # the checks above would pass on an empty graph: make sure it is not
     assert {'heads', 'runs', 'features', 'model', 'data'} <= reachable('train')
-    assert 'model' in reachable('predict')
+    assert {'images', 'data', 'params'} <= reachable('predict')
+    assert 'predict' in reachable('cli')
+
+def test_predict_loads_no_keras():  # the command line imports it: its ONNX path must not load Keras or TensorFlow
+    assert not {'model', 'features', 'explain'} & reachable('predict'), sorted(reachable('predict'))
+    code = ("import sys, mvgg19_nb.predict, mvgg19_nb.cli; "
+            "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert (r.returncode, r.stdout.strip()) == (0, '[]'), r.stderr[-2000:]

@@ -5,7 +5,7 @@ import numpy as np, pandas as pd, pytest, keras
 from mvgg19_nb.model import build_mvgg19
 from mvgg19_nb.features import feature_extractor, build_cached_head, transfer_head
 from mvgg19_nb.images import find_images, write_layout
-from mvgg19_nb.cli import mask_files, select_images
+from mvgg19_nb.predict import mask_files, select_images
 from mvgg19_nb.model import ClassNames, with_classes, classes_of
 from mvgg19_nb.predict import (save_model, load_model, predict, predict_files,
                                export_saved_model, export_onnx)
