@@ -41,8 +41,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     t_start, load0 = time.perf_counter(), os.getloadavg()
     import keras
-    from mvgg19_nb.model import build_model
-    from mvgg19_nb.predict import export_onnx, save_model, with_classes
+    from mvgg19_nb.model import build_model, with_classes
+    from mvgg19_nb.predict import export_onnx, save_model
     ds = load_dataset(a.dataset).sample(a.images, seed=0)
     paths, size = ds.paths, (a.size, a.size)
     model = with_classes(build_model('mvgg19', len(ds.classes), size, weights=None, seed=0), ds.classes)

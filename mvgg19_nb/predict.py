@@ -26,15 +26,6 @@ def _keras():
     importlib.import_module('mvgg19_nb.features')  # registers PooledBD and Span, which saved models use
     return keras
 
-_FROM_MODEL = ('ClassNames', 'classes_of', 'model_input_size', 'with_classes')
-
-def __getattr__(name):
-    "Chapter 3's `ClassNames`, `classes_of`, `model_input_size` and `with_classes`, importable from here too."
-    if name in _FROM_MODEL:
-        import mvgg19_nb.model
-        return getattr(mvgg19_nb.model, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 # %% ../nbs/10_predict.ipynb #98086b82
 def save_model(model, path, classes=None):
     "Save `model` to a `.keras` file with its class names (`classes`, or those it carries); returns the path."
