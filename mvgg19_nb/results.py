@@ -105,8 +105,10 @@ def _model_record(res, model):
     return out
 
 def baselines_record(res) -> dict:
-    "The baselines of `res` as the results file keeps them: `majority`, and `linear_probe` with `trunk` and `all`."
-    out, names = {}, getattr(res, 'baselines', None) or {}
+    "The baselines of `res` as the results file keeps them: `majority`, `linear_probe` (`trunk`, `all`), `accuracy`."
+    names = getattr(res, 'baselines', None) or {}
+    # each baseline's mean accuracy over the folds, by its name in BASELINE_NAMES: what a reader (or a check) compares
+    out = {'accuracy': {k: res.metrics(k)['accuracy'].mean() for k in names}} if names else {}
     if 'majority' in names:
         out['majority'] = dict(method=BASELINE_METHODS['majority'], **_model_record(res, 'majority'))
     probes = {k.removeprefix('linear_probe_'): _model_record(res, k) for k in names if k.startswith('linear_probe_')}
@@ -149,11 +151,9 @@ def read_results(path) -> dict:
     rec = json.loads(Path(path).read_text(encoding='utf-8'))
     b, version = rec.get('baselines') or {}, rec.get('format_version', 1)
     if version < 2:
-        rec['baselines'] = {**{k: v for k, v in b.items() if not k.startswith('linear_probe_')},
-                            **({'linear_probe': {k.removeprefix('linear_probe_'): v for k, v in b.items()
-                                                 if k.startswith('linear_probe_')}}
-                               if any(k.startswith('linear_probe_') for k in b) else {})}
-        rec.update(format_version=RESULTS_VERSION, upgraded_from=version)
+        probes = {k.removeprefix('linear_probe_'): b.pop(k) for k in list(b) if k.startswith('linear_probe_')}
+        if probes: b['linear_probe'] = probes
+        rec.update(baselines=b, format_version=RESULTS_VERSION, upgraded_from=version)
     return rec
 
 # %% ../nbs/14_results.ipynb #b491d6a7

@@ -197,7 +197,7 @@ def test_template_run(tmp_path):
     assert check['cross_validation']['augment'] is False and check['cross_validation']['views'] == 1
     assert check['cross_validation']['content'] == rec['cross_validation']['content']
     assert set(check['models']) == {'vgg19', 'mvgg19'} and len(check['models']['vgg19']['per_fold']) == 2
-    assert set(rec['baselines']) == {'majority', 'linear_probe'}
+    assert set(rec['baselines']) == {'majority', 'linear_probe', 'accuracy'}
     assert {'trunk', 'all'} <= set(rec['baselines']['linear_probe'])
     assert any('without augmentation' in ''.join(o.get('data', {}).get('text/markdown', '')) or
                'without augmentation' in o.get('text', '') for o in outputs)
