@@ -12,7 +12,7 @@ import numpy as np
 from .data import DataError
 from .experiment import (BASELINE_NAMES, DATASET_KEYS, DATASET_NAMES, EXPERIMENT_DEFAULTS, INPUT_SIZES,
                                   default_input_size, repo_root, rerun_command, run_experiment, template_path)
-from .results import baseline_of, provenance, read_results, write_json
+from .results import baseline_of, checked_without_augmentation, provenance, read_results, write_json
 from .summary import write_summary
 from .images import ImageError, file_digest, image_info, n_workers
 from .params import (ALLOWED, ParameterError, check_model_file, check_params, dataset_key,
@@ -320,7 +320,7 @@ def summary_line(rec: dict) -> str:
              for m, r in rec.get('models', {}).items()]
     parts += [f"{names[b]} {pct(baseline_of(rec, b), 'accuracy')}" for b in names if b in BASELINE_NAMES
               and baseline_of(rec, b)]
-    plain = ((rec.get('diagnostics') or {}).get('no_augmentation') or {}).get('models', {})
+    plain = checked_without_augmentation(rec)
     if plain: parts.append('without augmentation: ' + ', '.join(f"{names.get(m, m)} {pct(r, 'accuracy')}"
                                                                  for m, r in plain.items()))
     return f"summary: {rec.get('dataset')}: " + '; '.join(parts)

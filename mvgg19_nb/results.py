@@ -16,8 +16,9 @@ from .metrics import format_mean_std
 
 # %% auto #0
 __all__ = ['RESULTS_VERSION', 'PROBE_OF', 'BASELINE_METHODS', 'GAP_LIMIT', 'jsonable', 'provenance', 'audit_summary',
-           'baselines_record', 'baseline_of', 'results_record', 'write_json', 'write_results', 'read_results',
-           'probe_gaps', 'augmentation_check_table', 'augmentation_check_text', 'augmentation_check_record']
+           'baselines_record', 'baseline_of', 'checked_without_augmentation', 'results_record', 'write_json',
+           'write_results', 'read_results', 'probe_gaps', 'augmentation_check_table', 'augmentation_check_text',
+           'augmentation_check_record']
 
 # %% ../nbs/14_results.ipynb #ccfad16f
 def _version(dist_or_module):
@@ -121,6 +122,10 @@ def baseline_of(rec: dict, name: str) -> dict|None:
     if name.startswith('linear_probe_'):  # a record as written (format 2), or as version 1 wrote it
         return (b.get('linear_probe') or {}).get(name.removeprefix('linear_probe_')) or b.get(name)
     return b.get(name)
+
+def checked_without_augmentation(rec: dict) -> dict:
+    "Per model, the record of the page's augmentation check in `rec` (`diagnostics.no_augmentation`); {} if not run."
+    return ((rec.get('diagnostics') or {}).get('no_augmentation') or {}).get('models') or {}
 
 def results_record(res, params: dict, provenance: dict|None = None, audit=None, diagnostics: dict|None = None) -> dict:
     "The JSON record of one experiment: parameters, provenance, audit, per model per-fold metrics, baselines, checks."

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .experiment import BASELINE_NAMES, DATASET_KEYS, DATASET_NAMES, METRICS, MODEL_NAMES, PAPER
-from .results import GAP_LIMIT, baseline_of, read_results
+from .results import GAP_LIMIT, baseline_of, checked_without_augmentation, read_results
 
 # %% auto #0
 __all__ = ['summary_table', 'summary_markdown_table', 'baselines_markdown_table', 'plot_summary', 'write_summary']
@@ -40,7 +40,7 @@ def summary_table(results_dir='book/results', all_datasets=True) -> pd.DataFrame
                 row[f'paper_{k}'] = np.nan if pv is None else pv
             for b in BASELINE_NAMES:  # the same on every model's row: they do not depend on the model
                 for k in ('accuracy', 'balanced_accuracy'): row[f'{b}_{k}'] = pct(baseline_of(r, b), k)
-            plain = ((r.get('diagnostics') or {}).get('no_augmentation') or {}).get('models', {}).get(m)
+            plain = checked_without_augmentation(r).get(m)
             row['no_augmentation_accuracy'] = pct(plain, 'accuracy')  # the augmentation check, where a page ran it
             rows.append(row)
     return pd.DataFrame(rows)
