@@ -4,16 +4,15 @@
 
 # %% ../nbs/04b_runs.ipynb #5a6768e0
 from __future__ import annotations
-import contextlib, hashlib, json, os, socket, warnings
+import hashlib, json, os, warnings
 from pathlib import Path
 import numpy as np
 from .features import content_digest
-try: import fcntl  # run folder locks (POSIX)
-except ImportError: fcntl = None
+from .files import RunLocked, hold_lock  # RunLocked: what run_lock raises
 
 # %% auto #0
 __all__ = ['FOLD_FORMAT', 'WRITING', 'PROBES_VERSION', 'LOCK_FILE', 'DamagedFold', 'fold_file', 'save_fold', 'load_fold',
-           'check_fold', 'reuse_fold', 'probes_key', 'read_baselines', 'RunLocked', 'run_lock']
+           'check_fold', 'reuse_fold', 'probes_key', 'read_baselines', 'run_lock']
 
 # %% ../nbs/04b_runs.ipynb #74b3907e
 FOLD_FORMAT = 2  # fold files carry their identity and a checksum from this format on
@@ -123,28 +122,8 @@ def read_baselines(path, names, n, k, progress):
 # %% ../nbs/04b_runs.ipynb #5d75b79c
 LOCK_FILE = '.lock'  # in the run folder: held (flock) by the process running there, with its pid and host inside
 
-class RunLocked(RuntimeError):
-    "Another process is running in this run folder: the message names the folder and that process."
-
-@contextlib.contextmanager
 def run_lock(run_dir):
-    """Hold an exclusive lock on `run_dir` (`flock` on its `.lock` file, released when this process ends however it
-    ends) while the block runs; `RunLocked` at once if another process holds it. Unlocked where the OS has no flock."""
-    path = Path(run_dir)/LOCK_FILE
-    f = open(path, 'a+')
-    try:
-        locked = fcntl is not None
-        if locked:
-            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0); who = f.read().split()
-                holder = f'process {who[0]} on {who[1]}' if len(who) == 2 else 'another process'
-                raise RunLocked(f'run folder {run_dir} is in use by {holder} (a cross_validate or mvgg19 run with the '
-                                'same parameters): wait for it to end, or stop it, then rerun to resume') from None
-            except OSError as e:  # a file system without locks (some network mounts): run, unlocked, and say so
-                warnings.warn(f'cannot lock the run folder {run_dir} ({e}): nothing stops a second run from writing '
-                              'there at the same time', stacklevel=3)
-                locked = False
-        if locked: f.seek(0); f.truncate(); f.write(f'{os.getpid()} {socket.gethostname()}\n'); f.flush()
-        yield path
-    finally: f.close()
+    """Hold an exclusive lock on `run_dir` (`hold_lock` on its `.lock` file) while the block runs; `RunLocked` at once
+    if another process holds it. Unlocked where the OS has no flock."""
+    return hold_lock(Path(run_dir)/LOCK_FILE, f'run folder {run_dir}', '(a cross_validate or mvgg19 run with the '
+                     'same parameters): wait for it to end, or stop it, then rerun to resume')
