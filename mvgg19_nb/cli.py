@@ -4,39 +4,35 @@
 
 # %% ../nbs/09_cli.ipynb #7c935312
 from __future__ import annotations
-import argparse, ast, contextlib, io, json, logging, os, shutil, subprocess, sys, tempfile, textwrap, time, tokenize
+import argparse, ast, contextlib, errno, io, json, logging, os, shutil, subprocess, sys, tempfile, textwrap, time
+import tokenize, traceback
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
 from .data import DataError
 from .experiment import (BASELINE_NAMES, DATASET_KEYS, DATASET_NAMES, EXPERIMENT_DEFAULTS, INPUT_SIZES,
-                                  default_input_size, repo_root, rerun_command, run_experiment, template_path)
+                                  default_input_size, repo_root, rerun_command, run_experiment, template_path,
+                                  unfinished)
+from .files import OutputRefused, RunLocked, check_output, check_space
 from .results import baseline_of, checked_without_augmentation, provenance, read_results, write_json
 from .summary import write_summary
 from .images import ImageError, file_digest, image_info, n_workers
 from .params import (ALLOWED, ParameterError, check_model_file, check_params, dataset_key,
-                              model_constants, resolve_epochs)
+                              model_constants, parse_value, resolve_epochs)
 # which files, how they are read, the table: chapter 10's, loaded without Keras (the ONNX path never imports it)
 from .predict import OnnxModel, plural, predict_images, read_batch, select_images
 
 # %% auto #0
-__all__ = ['PATH_PARAMS', 'PATH_NOTES', 'EXPORT_TOLERANCE', 'TRAIN_UNUSED', 'CARD_FORMAT', 'CARD_VERSION', 'RECIPE_KEYS',
-           'CLIError', 'parse_value', 'parse_params', 'resolve_paths', 'check_writable_dir', 'template_parameters',
-           'parameters_help', 'build_parser', 'card_path', 'read_card', 'cv_metrics', 'find_datasets', 'check_run',
-           'set_aside_stale', 'summary_line', 'cmd_run', 'cmd_book', 'check_model_path', 'cmd_predict', 'cmd_train',
-           'check_images', 'cmd_export', 'main']
+__all__ = ['PATH_PARAMS', 'PATH_NOTES', 'EXPORT_TOLERANCE', 'TRAIN_UNUSED', 'CARD_FORMAT', 'CARD_VERSION', 'RECIPE_KEYS', 'FIXES',
+           'CLIError', 'parse_params', 'resolve_paths', 'check_writable_dir', 'template_parameters', 'parameters_help',
+           'build_parser', 'card_path', 'read_card', 'cv_metrics', 'find_datasets', 'check_run', 'summary_line',
+           'audit_line', 'cmd_run', 'cmd_book', 'check_model_path', 'cmd_predict', 'cmd_train', 'check_images',
+           'cmd_export', 'main']
 
 # %% ../nbs/09_cli.ipynb #59ebff96
 class CLIError(ValueError):
     "A command-line mistake: `main` prints it and returns 2."
-
-def parse_value(text: str):
-    "A `-p` value as papermill reads it: YAML (numbers, lists, true/false, null), `None` as None, else the string."
-    import yaml
-    if text == 'None': return None
-    try: return yaml.safe_load(text) if text.strip() else text
-    except yaml.YAMLError: return text
 
 def _size(v):
     "`input_size` from an 'HxW' string; any other value as it is (`check_params` judges it)."
@@ -52,7 +48,7 @@ def parse_params(pairs, command='run') -> dict:
         if name == 'dataset': raise CLIError(f"give the dataset as the first argument: mvgg19 {command} DATASET")
         if name not in EXPERIMENT_DEFAULTS:
             raise CLIError(f"unknown parameter {name!r}; the parameters are: {', '.join(EXPERIMENT_DEFAULTS)}")
-        out[name] = parse_value(text)
+        out[name] = parse_value(text, name)
     if 'input_size' in out: out['input_size'] = _size(out['input_size'])
     return out
 
@@ -301,15 +297,6 @@ def check_run(datasets: dict, params: dict) -> dict:
     if problems: raise ParameterError(problems)
     return runs
 
-def set_aside_stale(path, since: float, log=print):
-    "Move the results file `path` aside to `<path>.stale` if it is older than `since`; returns the new path, or None."
-    path = Path(path)
-    if not path.is_file() or path.stat().st_mtime >= since: return None
-    stale = path.with_name(path.name + '.stale')
-    os.replace(path, stale)
-    log(f"moved the previous results {path} aside to {stale.name}: they are not from this run")
-    return stale
-
 # %% ../nbs/09_cli.ipynb #2a603032
 def summary_line(rec: dict) -> str:
     "One line from a results record: each model's accuracy and balanced accuracy beside the majority rate and probes."
@@ -324,6 +311,13 @@ def summary_line(rec: dict) -> str:
     if plain: parts.append('without augmentation: ' + ', '.join(f"{names.get(m, m)} {pct(r, 'accuracy')}"
                                                                  for m, r in plain.items()))
     return f"summary: {rec.get('dataset')}: " + '; '.join(parts)
+
+def audit_line(rec: dict) -> str|None:
+    "One line on what the data audit of a results record found, or None when it found nothing to report."
+    a = rec.get('audit') or {}
+    found = [f"{what} {a[k]}" for k, what in [('n_unreadable', 'unreadable files'), ('n_small', 'small images'),
+             ('n_conflicts', 'label conflicts (accepted)'), ('n_leakage', 'copy groups across splits')] if a.get(k)]
+    return f"audit of {rec.get('dataset')}: {', '.join(found)} (the page's Data section lists them)" if found else None
 
 # %% ../nbs/09_cli.ipynb #9dcfa8df
 @contextlib.contextmanager
@@ -358,28 +352,27 @@ def cmd_run(args, log=print) -> int:
     import papermill as pm
     failed = []
     for n, p in runs.items():
-        out, results = output or dirs['output_dir']/f'{n}.ipynb', dirs['output_dir']/f'{n}.json'
+        out = output or dirs['output_dir']/f'{n}.ipynb'
         log(f"running {n} (input size {p.get('input_size') or EXPERIMENT_DEFAULTS['input_size']})")
-        t0 = time.time()
         try: run_experiment(n, output=out, progress_bar=not args.no_progress, log_output=args.log_output, **p)
+        except RunLocked as e: failed.append(n); log(f"{n} not run: {e}"); continue  # its page is another run's
         except pm.PapermillExecutionError as e:
             failed.append(n)
-            if e.ename == 'RunLocked':  # another run is in that run folder: its notebook and results are left to it
-                log(f"{n} not run: {e.evalue}"); continue
-            set_aside_stale(results, t0, log)
-            log(f"{n} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. The failed notebook {out} shows where; "
-                "fix the cause and rerun, or delete it before building the book")
+            if e.ename == 'RunLocked': log(f"{n} not run: {e.evalue}"); continue  # the run folder is another run's
+            log(f"{n} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. {unfinished(out, 'failed')} shows where; "
+                f"the previous {out.name} and results, if any, are unchanged")
             continue
         except KeyboardInterrupt:
             logging.getLogger('asyncio').setLevel(logging.CRITICAL)  # not the kernel client's aborted tasks at exit
-            set_aside_stale(results, t0, log)
-            print(f"mvgg19 run: interrupted; finished folds are kept in {dirs.get('runs_dir')}: "
-                  "rerun the same command to resume", file=sys.stderr)
+            print(f"mvgg19 run: interrupted; {unfinished(out, 'interrupted').name} shows how far it got, the previous "
+                  f"page and results are unchanged; finished folds are kept in {dirs.get('runs_dir')}: rerun the same "
+                  "command to resume", file=sys.stderr)
             return 130
-        except BaseException: set_aside_stale(results, t0, log); raise
+        results = dirs['output_dir']/f'{n}.json'
         log(f"{n}: wrote {out} and {results}")
-        # only a record this run wrote: an older file would summarise another run
-        if results.exists() and results.stat().st_mtime >= t0: log(summary_line(read_results(results)))
+        rec = read_results(results) if results.is_file() else {}  # (a template that writes none: its page only)
+        for line in (summary_line(rec), audit_line(rec)) * bool(rec):
+            if line: log(line)
     if failed: log(f"failed: {', '.join(failed)}")
     return 1 if failed else 0
 
@@ -469,11 +462,6 @@ def cmd_predict(args, log=print) -> int:
     return 0
 
 # %% ../nbs/09_cli.ipynb #cf8cae68
-def _new_file(path, force) -> Path:
-    "`path`, if it does not exist or may be overwritten (`force`); else a `CLIError` naming it."
-    if os.path.lexists(path) and not force: raise CLIError(f"{path} exists; pass --force to overwrite it")
-    return Path(path)
-
 def _not_a_card(path) -> bool:
     "Whether `path` exists and is something other than a model card (a results file, another JSON, a folder)."
     if not os.path.lexists(path): return False
@@ -487,6 +475,11 @@ def _image_sizes(paths, top=50) -> list:
         except ImageError: return None
     with ThreadPoolExecutor(n_workers()) as ex: c = Counter(s for s in ex.map(one, paths) if s is not None)
     return [{'size': list(s), 'images': n} for s, n in c.most_common(top)]
+
+def _room_for_model(out, model, num_classes, size):
+    "`OutputRefused` before training unless the folder of `out` has room for the model (4 bytes a weight, float32)."
+    from mvgg19_nb.model import build_model
+    check_space(out, 4 * build_model(model, num_classes, size, weights=None).count_params(), '--out')
 
 def cmd_train(args, log=print) -> int:
     "`mvgg19 train`: check everything, then train the final model on all the dataset's images; write it and its card."
@@ -505,10 +498,10 @@ def cmd_train(args, log=print) -> int:
     card_file = card_path(out)
     if _not_a_card(card_file):
         raise CLIError(f"{card_file} exists and is not a model card (a results file?); choose another --out name")
-    for f in (out, card_file): _new_file(f, args.force)
-    check_writable_dir('--out', out.parent)
+    for f in (args.out, card_file): check_output(f, args.force, name='--out')
     from mvgg19_nb.data import load_dataset, with_positive_class
     with _user_path(): ds = load_dataset(key, root=p['data_root'])
+    for f in (args.out, card_file): check_output(f, args.force, [ds.meta.get('root') or p['data_root'] or out], '--out')
     check_params(dataset=ds, max_images=p['max_images'], seed=p['seed'], positive_class=p['positive_class'])
     if p['max_images']: ds = ds.sample(p['max_images'], seed=p['seed'])
     ds, how = with_positive_class(ds, p['positive_class'])
@@ -528,6 +521,7 @@ def cmd_train(args, log=print) -> int:
     log(why)
     (h, w), views = p['input_size'], p['views'] if p['augment'] is not False else 1
     epochs = resolve_epochs(p['epochs'], len(ds), p['batch_size'])  # 'auto': as the folds, on all the images
+    _room_for_model(out, args.model, len(ds.classes), (h, w))
     log(f"training {args.model} at {h}x{w}: {plural(epochs, 'epoch')}, {plural(views, 'view')} of each image, "
         f"backbone weights {weights_id(p['weights'], p['seed'])}")
     t0 = time.perf_counter()
@@ -613,8 +607,12 @@ def cmd_export(args, log=print) -> int:
     same = out_card == card_path(src)  # model.keras -> model.onnx: one card, which gets the export's entry
     if card is not None and not same and _not_a_card(out_card):
         raise CLIError(f"{out_card} exists and is not a model card; choose another --out name")
-    for f in [out] + [out_card] * (card is not None and not same): _new_file(f, args.force)
-    check_writable_dir('--out', out.parent)
+    inputs = [src, card_path(src), *args.images]
+    check_output(args.out, args.force, inputs, '--out', 'file' if onnx else 'folder')
+    if out.is_dir() and not (out/'saved_model.pb').is_file():
+        raise CLIError(f"--out {args.out!r} is a folder but not a SavedModel: export replaces only a SavedModel; "
+                       "name a new folder")
+    if card is not None and not same: check_output(out_card, args.force, inputs, '--out (its model card)')
     from mvgg19_nb.predict import export_onnx, export_saved_model, load_model  # TensorFlow from here on
     model, classes = load_model(src)
     if card is not None and list(card['classes']) != list(classes or []):
@@ -636,7 +634,7 @@ def cmd_export(args, log=print) -> int:
             print(f"mvgg19 export: error: the export differs from the Keras model by {diff:.1e} > "
                   f"{EXPORT_TOLERANCE:g}: {out} not written", file=sys.stderr)
             return 1
-        _remove(out)  # (--force)
+        _remove(out)  # (--force, checked above: a file, or a SavedModel folder)
         os.replace(tmp, out)
     finally: _remove(tmp)
     if card is None: log(f"wrote {out}; no model card beside {src.name} to copy"); return 0
@@ -651,20 +649,43 @@ def cmd_export(args, log=print) -> int:
     return 0
 
 # %% ../nbs/09_cli.ipynb #c334fae2
+FIXES = {errno.ENOSPC: 'free some space there, or write elsewhere', errno.EACCES: 'check its permissions',
+         errno.EPERM: 'check its permissions', errno.EROFS: 'a read-only file system: write elsewhere',
+         errno.EDQUOT: 'over the disk quota: free some space, or write elsewhere'}  # what to do, by errno
+
+def _os_error(e: OSError) -> str:
+    "One line for an `OSError` a user can cause (a full disk, a permission): what, which file, what to do."
+    where = f": {e.filename}" if e.filename else ''
+    return f"{e.strerror or e}{where}" + (f"; {FIXES[e.errno]}" if e.errno in FIXES else '')
+
+def _crash_log(command, e) -> Path:
+    "Write the traceback of the unexpected exception `e` to a log file of its own; returns its path."
+    path = Path(tempfile.gettempdir())/f"mvgg19-{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    path.write_text(f"mvgg19 {command}: {' '.join(map(str, sys.argv))}\n" + ''.join(traceback.format_exception(e)))
+    return path
+
+def _closed_pipe() -> int:
+    "The reader of the standard output went away (`| head`): stop quietly, with nothing more written there."
+    with contextlib.suppress(OSError): os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1
+
 def main(argv=None) -> int:
     "The `mvgg19` command: parse `argv` (default: the command line), run the subcommand, return the exit status."
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # a command line, not a backend log
-    from mvgg19_nb.data import DataError
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ['sweep']:  # its own parser (mvgg19_nb.cluster), so Ray is imported only by this command
         from mvgg19_nb.cluster import sweep_main
         return sweep_main(argv[1:])
     args = build_parser().parse_args(argv)
     cmds = {'run': cmd_run, 'book': cmd_book, 'train': cmd_train, 'export': cmd_export, 'predict': cmd_predict}
+    say = lambda line, code: print(f'mvgg19 {args.command}: {line}', file=sys.stderr) or code
     try: return cmds[args.command](args)
-    except (CLIError, DataError, ParameterError) as e:  # expected mistakes; anything else is a bug: its traceback shows
-        for line in str(e).splitlines() or ['']: print(f'mvgg19 {args.command}: error: {line}', file=sys.stderr)
+    except (CLIError, DataError, ParameterError, OutputRefused) as e:  # the user's mistakes, said before any work
+        for line in str(e).splitlines() or ['']: say(f'error: {line}', 2)
         return 2
-    except KeyboardInterrupt:
-        print(f'mvgg19 {args.command}: interrupted', file=sys.stderr)
-        return 130
+    except KeyboardInterrupt: return say('interrupted', 130)
+    except BrokenPipeError: return _closed_pipe()
+    except OSError as e: return say(f'error: {_os_error(e)}', 1)  # a full disk, a permission: the file and the fix
+    except Exception as e:  # a bug: one line here, the traceback in a file for the report
+        return say(f"internal error: {type(e).__name__}: {e}; the traceback is in {_crash_log(args.command, e)} "
+                   "(please report it with that file)", 1)

@@ -229,12 +229,15 @@ def plan_sweep(datasets, param_sets=None, output_dir=None, params=None, cwd=None
 
 def is_finished(run: SweepRun) -> bool:
     "Whether `run`'s results file holds a run with the same parameters (locations aside) whose notebook ran to the end."
+    from mvgg19_nb.experiment import EXPERIMENT_DEFAULTS
     try:
         recorded = json.loads(run.results.read_text(encoding='utf-8'))['parameters']
         meta = json.loads(run.notebook.read_text(encoding='utf-8')).get('metadata', {}).get('papermill', {})
     except (OSError, ValueError, KeyError, TypeError): return False
     same = lambda p: {k: v for k, v in p.items() if k not in LOCATIONS}
-    return same(recorded) == same(run.expected) and bool(meta.get('end_time')) and not meta.get('exception')
+    # a parameter added since the run was recorded counts as its default (a new option keeps the old behaviour)
+    expected = {k: v for k, v in run.expected.items() if k in recorded or v != EXPERIMENT_DEFAULTS.get(k)}
+    return same(recorded) == same(expected) and bool(meta.get('end_time')) and not meta.get('exception')
 
 # %% ../nbs/13_cluster.ipynb #6b55fb08
 @contextlib.contextmanager
@@ -322,7 +325,7 @@ def sweep(datasets, param_sets=None, address=None, num_cpus=1, num_gpus=0, outpu
     log(f"running {len(todo)} of {len(runs)} runs on Ray ({res['nodes']} node(s), {res['cpus']:g} CPUs), "
         f"{num_cpus} CPU(s){f' and {num_gpus:g} GPU(s)' if num_gpus else ''} each")
     from mvgg19_nb import cluster  # by module name, so that workers import it
-    from mvgg19_nb.cli import set_aside_stale
+    from mvgg19_nb.experiment import unfinished
     remote = ray.remote(cluster._run_in_worker)
     t_start, pending = time.time(), {}
     for r in todo:
@@ -334,9 +337,9 @@ def sweep(datasets, param_sets=None, address=None, num_cpus=1, num_gpus=0, outpu
             r, n = pending.pop(ref), len(report) + 1
             try: out = ray.get(ref)
             except Exception as e:
-                set_aside_stale(r.results, t_start, log)
                 log(f"[{n}/{len(runs)}] {r.name}: FAILED after {time.time() - t_start:.0f} s: {_failure(e)}. "
-                    f"The notebook {r.notebook} shows where; fix the cause and rerun the sweep")
+                    f"{unfinished(r.notebook, 'failed')} shows where (the previous page and results are unchanged); fix the "
+                    "cause and rerun the sweep")
                 report.append(dict(run=r.name, dataset=r.dataset, status='failed', notebook=str(r.notebook),
                                    results=str(r.results), error=_failure(e), seconds=time.time() - t_start))
                 continue

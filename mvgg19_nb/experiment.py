@@ -11,9 +11,10 @@ from .params import AUTO_EPOCHS
 
 # %% auto #0
 __all__ = ['DATASET_KEYS', 'DATASET_NAMES', 'INPUT_SIZES', 'METRICS', 'BASELINE_NAMES', 'MODEL_NAMES', 'PAPER_TABLE1',
-           'PAPER_TABLE2', 'PAPER', 'EXPERIMENT_DEFAULTS', 'BACKEND_LOG', 'PROGRESS_ENV', 'repo_root', 'template_path',
-           'default_input_size', 'experiment_params', 'rerun_command', 'weights_banner', 'protocol_text',
-           'training_note', 'progress_to_terminal', 'run_experiment']
+           'PAPER_TABLE2', 'PAPER', 'EXPERIMENT_DEFAULTS', 'BACKEND_LOG', 'PROGRESS_ENV', 'RESULTS_ENV', 'STATES',
+           'repo_root', 'template_path', 'default_input_size', 'experiment_params', 'rerun_command', 'weights_banner',
+           'protocol_text', 'training_note', 'audit_findings', 'progress_to_terminal', 'results_file', 'unfinished',
+           'run_experiment']
 
 # %% ../nbs/08_experiment.ipynb #593c644f
 # the paper's order; its Bridge row twice: SDNET2018, which the paper names, and DBCC, which the authors' code reads
@@ -46,7 +47,8 @@ EXPERIMENT_DEFAULTS = dict(dataset='magnetic_tile', data_root=None, models=['vgg
                            freeze='frozen', input_size=[120, 120], folds=10, epochs='auto', batch_size=32, augment=True,
                            views=4, seed=0, max_images=None, sample_reason=None,
                            preprocessing='vgg', val_split=0.1, bn_stats='precise',
-                           precision='float32', standardize_trunk=True, positive_class=None, check_augmentation='auto',
+                           precision='float32', standardize_trunk=True, positive_class=None, accept_label_conflicts=False,
+                           check_augmentation='auto',
                            cache_dir='.cache/features', runs_dir='.cache/runs',
                            output_dir='book/results')  # as in the template's `parameters` cell
 
@@ -141,6 +143,24 @@ def training_note(res) -> str:
             "parameters" + (f", {n - reused} trained now" if reused < n else '')
             + f" ({fit:.0f} s of fold training in all)")
 
+# %% ../nbs/08_experiment.ipynb #5c62fda9
+def audit_findings(aud, accept_label_conflicts=False, show=3) -> str:
+    "Print what the audit `aud` found unless it is clean; `DataError` on label conflicts unless accepted. The line."
+    from mvgg19_nb.data import DataError
+    found = [f"{what}: {len(v)}" for what, v in [('unreadable files', aud.unreadable), ('small images', aud.small),
+             ('copy groups within a class', aud.duplicates), ('label conflicts (an image under two classes)',
+             aud.conflicts), ('copy groups across splits', aud.leakage)] if v]
+    line = f"audit of {aud.name}: " + (', '.join(found) if found else 'clean')
+    if found: print(line)
+    if aud.conflicts and not accept_label_conflicts:
+        rel = lambda p: os.path.relpath(p, aud.root) if aud.root else str(p)
+        groups = '; '.join(f"{' = '.join(map(rel, g['paths']))} ({', '.join(g['classes'])})"
+                           for g in aud.conflicts[:show]) + ('; ...' if len(aud.conflicts) > show else '')
+        raise DataError(f"{aud.name}: label conflicts ({len(aud.conflicts)}), one image under two classes: {groups}"
+                        f"{f' (in {aud.root})' if aud.root else ''}; remove the wrong copies, or rerun with "
+                        "-p accept_label_conflicts true to keep them knowingly")
+    return line
+
 # %% ../nbs/08_experiment.ipynb #1ae9ea1f
 BACKEND_LOG = re.compile(r'^(WARNING: All log messages before absl::InitializeLog\(\)|I0000 |To enable the following|'
                          r'.*(cpu_feature_guard|port\.cc:\d+\] oneDNN custom operations))')
@@ -211,11 +231,46 @@ def _follow_progress():
         done.set(); follower.join(5)
         os.environ.pop(PROGRESS_ENV, None); os.unlink(path)
 
+# %% ../nbs/08_experiment.ipynb #7e39da0b
+RESULTS_ENV = 'MVGG19_RESULTS_FILE'  # where a template run by `run_experiment` writes its record until it is published
+STATES = ('running', 'failed', 'interrupted')  # the names of a page that is not (or not yet) a finished run's
+
+def results_file(output_dir, dataset) -> Path:
+    "Where the template writes its record: the file `run_experiment` publishes when the run ends, else the page's own."
+    return Path(os.environ.get(RESULTS_ENV) or Path(output_dir)/f'{dataset}.json')
+
+def unfinished(output, state: str) -> Path:
+    "The notebook `output` of a run in `state` (one of `STATES`): `<name>.<state>.ipynb` beside it."
+    output = Path(output)
+    return output.with_name(f'{output.stem}.{state}{output.suffix}')
+
+def _page_lock(output):
+    "The lock `run_experiment` holds on the page `output` while it runs (`RunLocked` if another run holds it)."
+    from mvgg19_nb.files import hold_lock
+    return hold_lock(output.with_name(f'.{output.name}.lock'), f'results page {output}',
+                     '(another mvgg19 run writing the same page): wait for it to end, or give another output_dir')
+
+@contextlib.contextmanager
+def _published(output, results):
+    """Run the block against `unfinished(output, 'running')` and `<results>.running`; rename both onto `output` and
+    `results` when it ends, or the notebook to its 'failed' / 'interrupted' name when it raises."""
+    running, staged = unfinished(output, 'running'), results.with_name(results.name + '.running')
+    with _page_lock(output):
+        try: yield running, staged
+        except BaseException as e:
+            staged.unlink(missing_ok=True)
+            if running.exists(): os.replace(running, unfinished(output, 'interrupted' if isinstance(
+                e, KeyboardInterrupt) else 'failed'))
+            raise
+        if staged.exists(): os.replace(staged, results)
+        os.replace(running, output)
+        for s in STATES[1:]: unfinished(output, s).unlink(missing_ok=True)  # an earlier failure's notebook: fixed now
+
 def run_experiment(dataset, output=None, template=None, cwd=None, kernel_name='python3', progress_bar=False,
                    log_output=False, **params) -> Path:
-    """Execute the experiment template for `dataset` with papermill (cwd: the repository root); returns the executed
-    notebook's path. The kernel's own output stays off the terminal; with `progress_bar`, the template's progress lines
-    (extraction per view, folds finished) are shown on it."""
+    """Execute the experiment template for `dataset` with papermill (cwd: the repository root) and publish its page
+    and results file together when it finishes; returns the page's path. The kernel's own output stays off the
+    terminal; with `progress_bar`, the template's progress lines (extraction per view, folds finished) are shown."""
     import papermill as pm
     template, cwd = Path(template or template_path()), Path(cwd or repo_root())
     params = experiment_params(dataset, **params)
@@ -224,11 +279,22 @@ def run_experiment(dataset, output=None, template=None, cwd=None, kernel_name='p
     if unknown: raise ValueError(f"unknown parameter(s) {unknown}; the template's parameters are {sorted(known)}")
     out_dir = cwd/params.get('output_dir', EXPERIMENT_DEFAULTS['output_dir'])  # an absolute output_dir stays as it is
     output = Path(output) if output else out_dir/f'{dataset}.ipynb'
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
+    for d in (output.parent, out_dir): d.mkdir(parents=True, exist_ok=True)
+    with _published(output, out_dir/f'{dataset}.json') as (running, staged), contextlib.ExitStack() as stack:
         if not log_output: stack.enter_context(_kernel_output_off_terminal())  # --log-output wants the kernel's
         if progress_bar: stack.enter_context(_follow_progress())
-        pm.execute_notebook(str(template), str(output), parameters=params, cwd=str(cwd), kernel_name=kernel_name,
+        stack.enter_context(_environ(RESULTS_ENV, str(staged)))
+        pm.execute_notebook(str(template), str(running), parameters=params, cwd=str(cwd), kernel_name=kernel_name,
                             progress_bar=progress_bar, log_output=log_output)
-    _retitle(output, dataset)
+        _retitle(running, dataset)
     return output
+
+@contextlib.contextmanager
+def _environ(name, value):
+    "The environment variable `name` set to `value` (for the kernel this process starts) while the block runs."
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try: yield
+    finally:
+        if old is None: os.environ.pop(name, None)
+        else: os.environ[name] = old

@@ -4,13 +4,13 @@
 
 # %% ../nbs/00a_files.ipynb #56b9642d
 from __future__ import annotations
-import contextlib, os, socket, warnings
+import contextlib, os, shutil, socket, warnings
 from pathlib import Path
 try: import fcntl  # locks (POSIX)
 except ImportError: fcntl = None
 
 # %% auto #0
-__all__ = ['RunLocked', 'hold_lock', 'OutputRefused', 'check_output']
+__all__ = ['RunLocked', 'hold_lock', 'OutputRefused', 'check_output', 'check_space']
 
 # %% ../nbs/00a_files.ipynb #9532d438
 class RunLocked(RuntimeError):
@@ -58,9 +58,20 @@ def check_output(path, force=False, inputs=(), name='--out', kind='file') -> Pat
     if p.exists() and kind == 'folder' and not p.is_dir():
         raise OutputRefused(f"{name} {str(path)!r} is a file; name a folder")
     if os.path.lexists(p) and not force:
-        raise OutputRefused(f"{name} {str(path)!r} exists; pass --force to replace it, or choose another {name}")
+        raise OutputRefused(f"{name} {str(path)!r} exists; pass --force to overwrite it, or choose another {name}")
     if not p.parent.is_dir():
         raise OutputRefused(f"{name} {str(path)!r}: the folder {str(p.parent)!r} does not exist; create it first")
     if not os.access(p.parent, os.W_OK | os.X_OK) or (p.is_file() and not os.access(p, os.W_OK)):
         raise OutputRefused(f"{name} {str(path)!r}: not writable here (permissions); choose a place you can write to")
+    return p
+
+# %% ../nbs/00a_files.ipynb #501e5a67
+def check_space(path, need: int, name='--out') -> Path:
+    "`path` if its folder has `need` bytes free (and a margin of 5 %); else `OutputRefused` with both figures."
+    p = Path(os.path.abspath(Path(path).expanduser()))
+    folder = next(f for f in [p, *p.parents] if f.is_dir())
+    free = shutil.disk_usage(folder).free
+    if free < need * 1.05:
+        raise OutputRefused(f"{name} {str(path)!r}: {free / 2**20:.1f} MiB free in {folder}, about {need / 2**20:.1f} "
+                            f"MiB needed; free some space there or choose another {name}")
     return p

@@ -185,6 +185,9 @@ def write_atomic(path, content) -> Path:
         elif isinstance(content, (bytes, bytearray)): tmp.write_bytes(content)
         else: tmp.write_text(content, encoding='utf-8')
         os.replace(tmp, path)
+    except OSError as e:  # a full disk raises from write(), which names no file: name the one it was for
+        if e.filename is None: e.filename = str(path)
+        raise
     finally: tmp.unlink(missing_ok=True)
     return path
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from .data import DATASETS, DataError, Dataset, check_folds, _norm
 
 # %% auto #0
-__all__ = ['ALLOWED', 'RULES', 'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'BN_STATS', 'HDF5_SIGNATURE', 'ParameterError', 'Problem',
-           'rule', 'check_params', 'model_constants', 'resolve_epochs', 'is_hdf5', 'dataset_key', 'check_model_file']
+__all__ = ['ALLOWED', 'RULES', 'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'BN_STATS', 'HDF5_SIGNATURE', 'TEXT_PARAMS',
+           'ParameterError', 'Problem', 'rule', 'check_params', 'model_constants', 'resolve_epochs', 'is_hdf5',
+           'dataset_key', 'check_model_file', 'read_yaml', 'parse_value']
 
 # %% ../nbs/12_params.ipynb #e0c0c899
 class ParameterError(ValueError):
@@ -284,3 +285,42 @@ def check_model_file(path) -> Path:
     else: why = f"the name must end in .keras (or .h5, Keras's legacy format), not {ext or 'nothing'}"
     if why: raise ParameterError(f"not a Keras model file: {p} ({why}); save one with mvgg19_nb.predict.save_model")
     return p
+
+# %% ../nbs/12_params.ipynb #d65499b2
+TEXT_PARAMS = ('data_root', 'output_dir', 'runs_dir', 'cache_dir', 'weights', 'positive_class', 'sample_reason')
+
+@lru_cache(maxsize=1)
+def _yaml12():
+    "A PyYAML loader whose implicit scalars are YAML 1.2's core schema: no octal, sexagesimal, yes/no or dates."
+    import re, yaml
+    class Loader(yaml.SafeLoader): pass
+    drop = {f'tag:yaml.org,2002:{t}' for t in ('bool', 'int', 'float', 'timestamp')}
+    Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] not in drop]
+                                      for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    for tag, pattern in [('bool', r'true|True|TRUE|false|False|FALSE'), ('int', r'[-+]?[0-9]+'),
+                         ('float', r'[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|'
+                                   r'\.(nan|NaN|NAN)')]:
+        Loader.add_implicit_resolver(f'tag:yaml.org,2002:{tag}', re.compile(f'^(?:{pattern})$'),
+                                     list('tTfF') if tag == 'bool' else list('-+.0123456789'))
+    Loader.add_constructor('tag:yaml.org,2002:int', lambda loader, node: int(loader.construct_scalar(node)))
+    return Loader
+
+def read_yaml(text: str):
+    "`text` read as YAML with YAML 1.2's scalars (see `parse_value`); a `yaml.YAMLError` if it is not YAML."
+    import yaml
+    return yaml.load(text, Loader=_yaml12())
+
+def parse_value(text: str, name: str|None = None):
+    "A value typed for parameter `name`: as typed for `TEXT_PARAMS`, else YAML 1.2; the word `None` is None."
+    import yaml
+    if text == 'None': return None
+    if name in TEXT_PARAMS or not text.strip(): return text
+    try: return read_yaml(text)
+    except yaml.YAMLError: return text
+
+# %% ../nbs/12_params.ipynb #2384622f
+@rule('accept_label_conflicts', "False (a run stops when the audit finds one image under two classes, naming them) "
+                                "or True (it runs with them, knowingly)")
+def _accept_label_conflicts(v, ds=None):
+    if not isinstance(v, bool): raise Problem(f"use True or False, not {v!r}")
+    return v

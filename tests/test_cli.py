@@ -61,27 +61,26 @@ def test_dataset_name_normalised_once(fake_run, monkeypatch, tmp_path, capsys, g
     assert (c['name'], c['input_size'], c['output'].name) == (key, INPUT_SIZES[key], f'{key}.ipynb')
 
 
-def test_failed_run_moves_the_old_results_aside(fake_run, tiny, tmp_path, capsys):
+def test_failed_run_leaves_the_previous_results(fake_run, tiny, tmp_path, capsys):
     res = tmp_path/'res'; res.mkdir()
-    (res/'folder.json').write_text('{"old": true}'); os.utime(res/'folder.json', (time.time() - 3600,) * 2)
+    (res/'folder.json').write_text('{"old": true}')
     argv = ['run', 'folder', '-p', 'data_root', str(tiny), '-p', 'folds', '2', '-p', 'output_dir', str(res)]
     assert cli.main(argv + ['-p', 'epochs', '2']) == 1
     out = capsys.readouterr().out
-    assert not (res/'folder.json').exists() and json.loads((res/'folder.json.stale').read_text()) == {'old': True}
-    assert f"moved the previous results {res/'folder.json'} aside to folder.json.stale" in out
-    assert 'folder failed in cell 12: ValueError: boom' in out
-    (res/'folder.json').write_text('{"new": true}')  # written by this run (newer than its start): kept
-    assert cli.set_aside_stale(res/'folder.json', time.time() - 60) is None and (res/'folder.json').exists()
+    assert json.loads((res/'folder.json').read_text()) == {'old': True}
+    assert (f"folder failed in cell 12: ValueError: boom. {res/'folder.failed.ipynb'} shows where; the previous "
+            "folder.ipynb and results, if any, are unchanged") in out
 
 
 def test_ctrl_c_is_one_line_and_status_130(fake_run, tiny, tmp_path, capsys):
-    res = tmp_path/'res'; res.mkdir(); (res/'folder.json').write_text('{}'); os.utime(res/'folder.json', (1, 1))
+    res = tmp_path/'res'; res.mkdir(); (res/'folder.json').write_text('{}')
     assert cli.main(['run', 'folder', '-p', 'data_root', str(tiny), '-p', 'folds', '2', '-p', 'output_dir', str(res),
                      '-p', 'runs_dir', str(tmp_path/'runs'), '-p', 'epochs', '3']) == 130
     captured = capsys.readouterr()
-    assert captured.err.splitlines() == [f"mvgg19 run: interrupted; finished folds are kept in {tmp_path/'runs'}: "
-                                         "rerun the same command to resume"]
-    assert (res/'folder.json.stale').exists() and 'moved the previous results' in captured.out
+    assert captured.err.splitlines() == [
+        "mvgg19 run: interrupted; folder.interrupted.ipynb shows how far it got, the previous page and results are "
+        f"unchanged; finished folds are kept in {tmp_path/'runs'}: rerun the same command to resume"]
+    assert (res/'folder.json').read_text() == '{}'
 
 
 def test_ctrl_c_signal_in_a_real_process(tiny, tmp_path):
@@ -95,8 +94,8 @@ def test_ctrl_c_signal_in_a_real_process(tiny, tmp_path):
                         '-p', 'output_dir', str(tmp_path/'res'), '-p', 'runs_dir', str(tmp_path/'runs')],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 130 and r.stderr.splitlines() == [
-        f"mvgg19 run: interrupted; finished folds are kept in {tmp_path/'runs'}: "
-        "rerun the same command to resume"], r.stderr
+        "mvgg19 run: interrupted; folder.interrupted.ipynb shows how far it got, the previous page and results are "
+        f"unchanged; finished folds are kept in {tmp_path/'runs'}: rerun the same command to resume"], r.stderr
 
 
 def test_help_lists_every_template_parameter_with_its_default(capsys):
@@ -122,11 +121,17 @@ def test_help_follows_the_template(tmp_path):
     assert any(l.startswith('  workers = None') and l.endswith('processes for the folds') for l in h.splitlines())
 
 
-def test_main_shows_unexpected_errors(monkeypatch, tiny):
-    "A bug (here a ValueError inside the run) is not disguised as a user mistake: its traceback shows."
+def test_main_reports_unexpected_errors_with_their_traceback_in_a_file(monkeypatch, tiny, tmp_path, capsys):
+    "A bug (here a ValueError inside the run) is not disguised as a user mistake: one line, exit 1, its traceback kept."
     def bug(*a, **k): raise ValueError('a bug, not a user mistake')
     monkeypatch.setattr(cli, 'check_run', bug)
-    with pytest.raises(ValueError, match='a bug'): cli.main(['run', 'folder', '-p', 'data_root', str(tiny)])
+    monkeypatch.setattr(cli.tempfile, 'gettempdir', lambda: str(tmp_path))
+    assert cli.main(['run', 'folder', '-p', 'data_root', str(tiny)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith('mvgg19 run: internal error: ValueError: a bug, not a user mistake; '
+                                               f'the traceback is in {tmp_path}/mvgg19-run-'), err
+    log = Path(err[0].split('the traceback is in ')[1].split(' (please')[0])
+    assert 'Traceback (most recent call last)' in log.read_text() and 'in bug' in log.read_text()
 
 
 def test_missing_files_are_user_mistakes(capsys, tmp_path):
@@ -236,7 +241,8 @@ def test_export_savedmodel_checks_on_random_pixels_without_a_card(model_file, tm
         ['Blowhole', 'Free']
     assert cli.main(['export', str(model_file), '--format', 'savedmodel', '--out', str(tmp_path/'sm')]) == 2
     assert (capsys.readouterr().err.strip()
-            == f"mvgg19 export: error: {tmp_path/'sm'} exists; pass --force to overwrite it")
+            == f"mvgg19 export: error: --out {str(tmp_path/'sm')!r} exists; pass --force to overwrite it, or choose "
+               "another --out")
     assert cli.main(['predict', str(tmp_path/'sm'), str(tmp_path)]) == 2
     assert 'is a TF SavedModel: predict takes the .keras model or its ONNX export' in capsys.readouterr().err
 

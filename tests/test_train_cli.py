@@ -185,7 +185,7 @@ def test_export_mistakes_in_one_line(run, tmp_path, capsys):
              (['export', str(d/'m.keras'), '--format', 'onnx', '--out', str(tmp_path/'a.keras')], 'name an .onnx file'),
              (['export', str(d/'m.keras'), '--format', 'savedmodel', '--out', str(tmp_path/'a.onnx')], 'is a folder'),
              (['export', str(d/'m.keras'), '--format', 'onnx', '--out', str(tmp_path/'old.onnx')],
-              f"{tmp_path/'old.onnx'} exists; pass --force to overwrite it")]
+              f"--out {str(tmp_path/'old.onnx')!r} exists; pass --force to overwrite it")]
     (tmp_path/'old.onnx').write_text('an earlier export')
     for argv, says in cases:
         assert cli.main(argv) == 2
@@ -197,8 +197,8 @@ def test_train_force_overwrites_and_the_old_export_is_refused(run, capsys):
     "Retraining over m.keras needs --force; the new card no longer lists m.onnx, which predict then refuses."
     d = run['dir']
     assert cli.main(['train', 'casting', *TRAIN, *run['dirs'], '--out', str(d/'m.keras')]) == 2
-    assert capsys.readouterr().err.splitlines() == [f"mvgg19 train: error: {d/'m.keras'} exists; pass --force to "
-                                                    "overwrite it"]
+    assert capsys.readouterr().err.splitlines() == [f"mvgg19 train: error: --out {str(d/'m.keras')!r} exists; pass "
+                                                    "--force to overwrite it, or choose another --out"]
     before = (d/'m.keras').stat().st_mtime_ns
     assert cli.main(['train', 'casting', *TRAIN, *run['dirs'], '--out', str(d/'m.keras'), '--force']) == 0
     card = json.loads((d/'m.json').read_text())
