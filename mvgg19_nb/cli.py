@@ -535,6 +535,7 @@ def cmd_train(args, log=print) -> int:
     parameters = {'dataset': key, 'model': args.model,
                   **{k: p[k] for k in EXPERIMENT_DEFAULTS if k not in ('dataset', 'models', *TRAIN_UNUSED)},
                   **({'epochs_trained': epochs} if epochs != p['epochs'] else {})}
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f'.{out.stem}.tmp{os.getpid()}.keras')
     try:
         save_model(model, tmp)
@@ -620,6 +621,7 @@ def cmd_export(args, log=print) -> int:
                        f"{classes}: the card is not this model's")
     x, what = check_images(tuple(model.input_shape[1:3]), card, args.images, log=log)
     ref = model.predict(x.astype('float32'), verbose=0)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f'.{out.name}.tmp{os.getpid()}')
     log(f"exporting {src.name} to {args.format}")
     try:

@@ -59,9 +59,10 @@ def check_output(path, force=False, inputs=(), name='--out', kind='file') -> Pat
         raise OutputRefused(f"{name} {str(path)!r} is a file; name a folder")
     if os.path.lexists(p) and not force:
         raise OutputRefused(f"{name} {str(path)!r} exists; pass --force to overwrite it, or choose another {name}")
-    if not p.parent.is_dir():
-        raise OutputRefused(f"{name} {str(path)!r}: the folder {str(p.parent)!r} does not exist; create it first")
-    if not os.access(p.parent, os.W_OK | os.X_OK) or (p.is_file() and not os.access(p, os.W_OK)):
+    folder = next(f for f in p.parents if os.path.lexists(f))  # the folder it goes in, or the nearest one to create it in
+    if not folder.is_dir():
+        raise OutputRefused(f"{name} {str(path)!r}: {str(folder)!r} is a file, not a folder; choose another {name}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (p.is_file() and not os.access(p, os.W_OK)):
         raise OutputRefused(f"{name} {str(path)!r}: not writable here (permissions); choose a place you can write to")
     return p
 

@@ -186,7 +186,7 @@ def write_atomic(path, content) -> Path:
         else: tmp.write_text(content, encoding='utf-8')
         os.replace(tmp, path)
     except OSError as e:  # a full disk raises from write(), which names no file: name the one it was for
-        if e.filename is None: e.filename = str(path)
+        if e.filename is None and e.errno is not None: e.filename = str(path)
         raise
     finally: tmp.unlink(missing_ok=True)
     return path

@@ -150,7 +150,7 @@ def test_killed_sweep_resumes_and_skips_finished_runs(swept, tmp_path):
     for k, v in common.items(): cmd += ['-p', k, json.dumps(v) if isinstance(v, list) else str(v)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             env={**os.environ, 'MVGG19_TEST_MARK': mark})
-    out, notebook = [], root/'c'/'magnetic_tile.ipynb'
+    out, notebook = [], root/'c'/'magnetic_tile.running.ipynb'  # the page of a run that has not finished
     try:
         for line in proc.stdout:  # the two finished runs are skipped, the third starts
             out.append(line)
@@ -166,6 +166,7 @@ def test_killed_sweep_resumes_and_skips_finished_runs(swept, tmp_path):
         proc.wait()
     assert sum('skipped' in l for l in out) == 2, out
     assert not (root/'c'/'magnetic_tile.json').exists(), 'the third run should have been killed mid-way'
+    assert not (root/'c'/'magnetic_tile.ipynb').exists()  # nothing published by the killed run
     deadline, left = time.time() + 60, _marked(mark)
     while left and time.time() < deadline: time.sleep(1); left = _marked(mark)
     for pid, _ in left: os.kill(pid, signal.SIGKILL)

@@ -188,7 +188,6 @@ def run_cli(capsys, *argv):
     ('epochs', '0', 'epochs=0: use an integer >= 1'),
     ('epochs', '-1', 'epochs=-1: use an integer >= 1'),
     ('epochs', 'Auto', "epochs='Auto': use an integer >= 1 or 'auto'"),
-    ('sample_reason', '3', 'sample_reason=3: use None or a sentence'),
     ('check_augmentation', 'sometimes', "check_augmentation='sometimes': use 'auto'"),
     ('check_augmentation', '1', "check_augmentation=1: use 'auto'"),
     ('epochs', 'true', "epochs=True: use an integer >= 1 or 'auto', not a truth value"),
