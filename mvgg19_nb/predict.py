@@ -88,7 +88,8 @@ def select_images(inputs, exclude=(), skip_masks=True, log=print) -> list:
             kind = special[0][1].removeprefix('not a regular file (')[:-1]
             what = 'not a regular file' if len(special) == 1 else 'not regular files'
             why += [f"{len(special)} {what}, never read (e.g. {special[0][0]}: {kind})"]
-        log(f"skipped {len(excluded) + len(masks) + len(special)} files: {' and '.join(why)}")
+        n = len(excluded) + len(masks) + len(special)
+        log(f"skipped {n} file{'s' * (n != 1)}: {' and '.join(why)}")
     return [p for p in paths if p not in masks]
 
 # %% ../nbs/10_predict.ipynb #88838e74
