@@ -26,9 +26,9 @@ from .predict import OnnxModel, plural, predict_images, read_batch, select_image
 # %% auto #0
 __all__ = ['PATH_PARAMS', 'PATH_NOTES', 'EXPORT_TOLERANCE', 'TRAIN_UNUSED', 'CARD_FORMAT', 'CARD_VERSION', 'RECIPE_KEYS', 'FIXES',
            'CLIError', 'parse_params', 'resolve_paths', 'check_writable_dir', 'template_parameters', 'parameters_help',
-           'build_parser', 'card_path', 'read_card', 'cv_metrics', 'find_datasets', 'check_run', 'summary_line',
-           'audit_line', 'cmd_run', 'cmd_book', 'check_model_path', 'cmd_predict', 'cmd_train', 'check_images',
-           'cmd_export', 'main']
+           'build_parser', 'card_path', 'check_card', 'read_card', 'cv_metrics', 'find_datasets', 'check_run',
+           'summary_line', 'audit_line', 'cmd_run', 'cmd_book', 'check_model_path', 'cmd_predict', 'cmd_train',
+           'check_images', 'cmd_export', 'main']
 
 # %% ../nbs/09_cli.ipynb #59ebff96
 class CLIError(ValueError):
@@ -200,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument('model', help='a saved Keras model (.keras) or an ONNX export (.onnx)')
     q.add_argument('inputs', nargs='+', help='image files or folders')
     q.add_argument('--out', help='write the predictions to this CSV (default: print them as CSV)')
+    q.add_argument('--force', action='store_true',
+                   help='overwrite --out if it exists (never an input: the model, its card, an image, a data file)')
     q.add_argument('--batch-size', type=int, default=32)
     q.add_argument('--threshold', type=float, metavar='T',
                    help="binary models: predict the positive class where its probability (p_positive) is >= T")
@@ -224,14 +226,36 @@ def card_path(model_path) -> Path:
 
 def _is_card(obj) -> bool: return isinstance(obj, dict) and obj.get('format') == CARD_FORMAT
 
+def _hw_pair(v) -> bool: return isinstance(v, list) and len(v) == 2 and all(type(x) is int and x > 0 for x in v)
+
+def check_card(card: dict, path) -> dict:
+    "`card` if the fields that predict and export read are sound, else a `CLIError` naming the card `path` and field."
+    def bad(field, why):
+        raise CLIError(f"model card {path}: {field} {why}; fix the field, or remove the card (mvgg19 train writes it)")
+    classes, pos, sizes = card.get('classes'), card.get('positive_class'), card.get('image_sizes', [])
+    if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) and c for c in classes)
+            and len(set(classes)) == len(classes)):
+        bad('classes', f"{repr(classes)[:80]} is not a list of two or more different class names")
+    if pos is not None and pos not in classes: bad('positive_class', f"{repr(pos)[:80]} is not one of {classes}")
+    if pos is not None and len(classes) != 2: bad('positive_class', f"{pos!r}: only a binary model has one")
+    if not (isinstance(sizes, list) and all(isinstance(s, dict) and _hw_pair(s.get('size')) for s in sizes)):
+        bad('image_sizes', 'is not a list of {"size": [height, width], "images": count}')
+    if not (isinstance(card.get('model_file'), dict) and isinstance(card['model_file'].get('sha1'), str)):
+        bad('model_file', "has no sha1 (the model file's SHA-1)")
+    if not (isinstance(card.get('exports', []), list) and all(isinstance(e, dict) for e in card.get('exports', []))):
+        bad('exports', 'is not a list of export records')
+    if not isinstance(card.get('dataset', ''), str): bad('dataset', f"{repr(card['dataset'])[:80]} is not a name")
+    return card
+
 def read_card(model_path, log=print) -> dict|None:
-    "The model card beside `model_path`, or None; an unreadable card, or one of another file, is a `CLIError`."
+    "The model card beside `model_path`, or None; an unreadable or unsound card, or one of another file: `CLIError`."
     p = card_path(model_path)
     if not p.is_file(): return None
     try: card = json.loads(p.read_text(encoding='utf-8'))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CLIError(f"model card {p} cannot be read ({e}); fix or remove it") from None
     if not _is_card(card): log(f"{p} is not a model card (no \"format\": \"{CARD_FORMAT}\"): not used"); return None
+    check_card(card, p)
     digests = {card.get('model_file', {}).get('sha1')} | {e.get('sha1') for e in card.get('exports', [])}
     if Path(model_path).is_file() and file_digest(model_path) not in digests:
         raise CLIError(f"model card {p} describes another file than {model_path} (SHA-1 differs): remove the card, "
@@ -399,9 +423,20 @@ def cmd_book(args, log=print) -> int:
     log('$ ' + ' '.join(['jupyter-book'] + cmd[1:]))
     return subprocess.run(cmd, cwd=root, env=env).returncode
 
+def _damaged(path) -> str|None:
+    "Why the zip archive `path` is damaged (a member failing its CRC-32, or the error reading it), else None."
+    import zipfile, zlib  # testzip reads every member once: a fraction of a second for a VGG19
+    try:
+        with zipfile.ZipFile(path) as z: bad = z.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e: return str(e)
+    return bad and f"{bad} fails its CRC-32 check"
+
 def check_model_path(path) -> Path:
     "`path` if it names a model `predict` takes (a Keras .keras/.h5 file, an .onnx file), else one line saying why."
     p = Path(path).expanduser()
+    if p.is_file() and not os.access(p, os.R_OK):
+        raise ParameterError(f"model file {p} cannot be read (permission denied): make it readable "
+                             f"(chmod u+r '{p}'), or ask its owner for a copy")
     if p.suffix.lower() == '.onnx':
         if not p.exists(): raise FileNotFoundError(f"model file {str(p)!r} not found")
         if not p.is_file(): raise ParameterError(f"not an ONNX model file: {p} (a folder)")
@@ -412,7 +447,23 @@ def check_model_path(path) -> Path:
     if p.is_file() and p.suffix.lower() not in ('.keras', '.h5', '.hdf5'):
         raise ParameterError(f"not a model file: {p} (the name must end in .keras, .h5 or .onnx, not "
                              f"{p.suffix or 'nothing'})")
-    return check_model_file(p)
+    p = check_model_file(p)
+    why = _damaged(p) if p.suffix.lower() == '.keras' else None
+    if why: raise ParameterError(f"model file {p} is damaged ({why}): copy it again, or export or train it again")
+    return p
+
+def _load_model(path):
+    "`(model, classes)` of the checked model file `path`: an `OnnxModel`, or a Keras model (TensorFlow loaded)."
+    if path.suffix.lower() == '.onnx':
+        try: model = OnnxModel(path)
+        except ImportError as e: raise CLIError(str(e)) from None  # onnxruntime not installed
+        return model, model.classes
+    try: from mvgg19_nb.predict import load_model
+    except ModuleNotFoundError as e:  # Keras or TensorFlow missing (an ONNX-only install); our own bugs speak
+        if (e.name or '').split('.')[0] == 'mvgg19_nb': raise
+        raise CLIError(f".keras models need {e.name}, which is not installed here ({e}): install it, or predict "
+                       "with the model's ONNX export (mvgg19 export MODEL.keras --format onnx)") from None
+    return load_model(path)
 
 def cmd_predict(args, log=print) -> int:
     "`mvgg19 predict`: classify `inputs` with a .keras or .onnx model, the table to `--out` (CSV) or to the output."
@@ -425,8 +476,8 @@ def cmd_predict(args, log=print) -> int:
     with _user_path(): path = check_model_path(args.model)  # before TensorFlow loads: a wrong path answers at once
     missing = [x for x in args.inputs if not os.path.lexists(x)]
     if missing: raise CLIError(f"{missing[0]!r}: no such file or folder; give image files or folders of them")
-    if args.out and Path(args.out).is_dir(): raise CLIError(f"--out {args.out!r} is a folder; name a CSV file")
-    if args.out: check_writable_dir('--out', Path(args.out).resolve().parent)
+    from mvgg19_nb.predict import check_csv_out, write_csv  # (chapter 10's, loaded with this module)
+    out = args.out and check_csv_out(args.out, args.inputs, path, card_path(path), args.force)  # before any work
     card = read_card(path, log=note)
     if t is not None and not (card or {}).get('positive_class'):
         why = (f"the model card {card_path(path)} names none" if card
@@ -434,17 +485,11 @@ def cmd_predict(args, log=print) -> int:
         raise CLIError(f"--threshold needs the positive class of a binary model: {why}")
     paths = select_images(args.inputs, exclude=args.exclude, log=note)
     if not paths: raise CLIError(f"no image files to predict in {' '.join(args.inputs)}")
-    if path.suffix.lower() == '.onnx':
-        try: model = OnnxModel(path)
-        except ImportError as e: raise CLIError(str(e)) from None  # onnxruntime not installed
-        classes = model.classes
-    else:
-        try: from mvgg19_nb.predict import load_model
-        except ModuleNotFoundError as e:  # Keras or TensorFlow missing (an ONNX-only install); our own bugs speak
-            if (e.name or '').split('.')[0] == 'mvgg19_nb': raise
-            raise CLIError(f".keras models need {e.name}, which is not installed here ({e}): install it, or predict "
-                           "with the model's ONNX export (mvgg19 export MODEL.keras --format onnx)") from None
-        model, classes = load_model(path)
+    model, classes = _load_model(path)
+    n_out = int(model.output_shape[-1])
+    if card is not None and len(card['classes']) != n_out:
+        raise CLIError(f"model card {card_path(path)} names {len(card['classes'])} classes for a model with {n_out} "
+                       "outputs: the card is not this model's; remove it, or train the model again")
     if card is not None and classes is not None and list(card['classes']) != list(classes):
         raise CLIError(f"model card {card_path(path)} names the classes {card['classes']} but the model carries "
                        f"{classes}: the card is not this model's; remove it, or train the model again")
@@ -455,8 +500,8 @@ def cmd_predict(args, log=print) -> int:
     df = predict_images(model, paths, classes, args.batch_size, not args.no_progress, positive, t, sizes, note)
     failures = int((df['error'] != '').sum())
     done = f"{plural(len(df) - failures, 'prediction')} and {plural(failures, 'failure')}"
-    if args.out: df.to_csv(args.out, index=False); log(f'wrote {done} to {args.out}')
-    else: df.to_csv(sys.stdout, index=False); note(done)
+    if out: write_csv(df, out); log(f'wrote {done} to {args.out}')  # complete, or the old file left as it was
+    else: write_csv(df); note(done)  # one write, flushed once: a closed pipe (| head) raises there
     if failures == len(df):
         note("mvgg19 predict: error: nothing was predicted: every file failed (the error column says why)"); return 1
     return 0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_images.ipynb #34667952
 from __future__ import annotations
-import hashlib, os
+import hashlib, os, stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +13,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'RESAMPLING', 'IMAGE_EXTS', 'ImageError', 'make_image', 'write_layout', 'to_rgb', 'resize_image',
-           'load_image', 'ImageInfo', 'image_info', 'check_size', 'file_digest', 'write_atomic', 'scan_folder',
-           'Failure', 'progress_bar', 'cpu_cores', 'n_workers', 'load_images', 'as_batch', 'find_images']
+__all__ = ['MIN_SIDE', 'RESAMPLING', 'IMAGE_EXTS', 'ImageError', 'make_image', 'write_layout', 'to_rgb', 'file_kind',
+           'resize_image', 'load_image', 'ImageInfo', 'image_info', 'check_size', 'file_digest', 'write_atomic',
+           'scan_folder', 'Failure', 'progress_bar', 'cpu_cores', 'n_workers', 'load_images', 'as_batch', 'find_images']
 
 # %% ../nbs/00_images.ipynb #01ed64e5
 class ImageError(ValueError):
@@ -90,12 +90,21 @@ def to_rgb(im: Image.Image) -> np.ndarray:
 # %% ../nbs/00_images.ipynb #1bd96905
 MIN_SIDE = 32  # images with a side below this are loadable but flagged by `check_size` and the data audit
 
+def file_kind(path) -> str:
+    "'' for a regular file (or a link to one), else what `path` is: a named pipe (FIFO), a socket, a device..."
+    try: mode = os.stat(path).st_mode
+    except OSError: return ''  # missing or unreadable: the caller's open says so
+    kinds = [(stat.S_ISREG, ''), (stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a named pipe (FIFO)'),
+             (stat.S_ISSOCK, 'a socket'), (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device')]
+    return next((k for f, k in kinds if f(mode)), 'not a regular file')
+
 def _open(path):
     "Open `path` with Pillow, translating every failure to `ImageError`."
     p = str(path)
     if not os.path.exists(p):
         raise ImageError(p, 'broken symbolic link' if os.path.islink(p) else 'file not found')
     if os.path.isdir(p): raise ImageError(p, 'is a folder, not an image file')
+    if file_kind(p): raise ImageError(p, f'{file_kind(p)}, not a regular file: only regular files are read as images')
     bomb = "image too large ({}); if it is genuine, raise PIL.Image.MAX_IMAGE_PIXELS (now {})"
     try: im = Image.open(p)
     except Image.DecompressionBombError as e: raise ImageError(p, bomb.format(e, Image.MAX_IMAGE_PIXELS)) from e
@@ -210,6 +219,7 @@ def scan_folder(folder, extensions=IMAGE_EXTS):
         ext = os.path.splitext(e.name)[1].lower()
         if e.name.startswith('.'): ignored.append([p, 'hidden file'])
         elif e.is_dir(): ignored.append([p, 'sub-folder'])
+        elif file_kind(p): ignored.append([p, f'not a regular file ({file_kind(p)})'])
         elif _image_name(e.name, extensions): paths.append(p)
         else: ignored.append([p, f"not an image file extension ({ext or 'none'})"])
     return paths, ignored
@@ -306,15 +316,18 @@ def as_batch(images_or_paths, size, on_error='raise'):
     return out, fails
 
 # %% ../nbs/00_images.ipynb #98d3f09d
-def find_images(inputs, extensions=IMAGE_EXTS):
-    "Image files among `inputs`: files as given, folders searched recursively (hidden entries skipped); sorted, unique."
+def find_images(inputs, extensions=IMAGE_EXTS, ignored=None):
+    """Image files among `inputs`: files as given, folders searched recursively (hidden entries skipped, regular files
+    only); sorted, unique. The entries of folders left out as not regular files are appended to the list `ignored`."""
     out = []
     for x in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs):
         p = Path(x)
         if p.is_dir():
             for root, dirs, names in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-                out += [os.path.join(root, n) for n in sorted(names) if _image_name(n, extensions)]
+                for q in (os.path.join(root, n) for n in sorted(names) if _image_name(n, extensions)):
+                    if not file_kind(q): out.append(q)  # a regular file, or a broken link (its row says so)
+                    elif ignored is not None: ignored.append([q, f'not a regular file ({file_kind(q)})'])
         elif p.exists() or p.is_symlink(): out.append(str(p))
         else: raise FileNotFoundError(f"{str(x)!r}: no such file or folder")
     return list(dict.fromkeys(out))

@@ -4,20 +4,20 @@
 
 # %% ../nbs/10_predict.ipynb #7fdf3293
 from __future__ import annotations
-import fnmatch, json, os, warnings
+import fnmatch, json, os, sys, tempfile, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath
 import numpy as np
 import pandas as pd
 from .data import DataError, load_magnetic_tile
-from .images import (IMAGE_EXTS, ImageError, as_batch, find_images, load_image, n_workers, progress_bar,
-                              resize_image, _items)
+from .images import (IMAGE_EXTS, MIN_SIDE, ImageError, as_batch, find_images, load_image, n_workers,
+                              progress_bar, resize_image, write_atomic, _items)
 from .params import ParameterError, check_model_file, check_params
 
 # %% auto #0
-__all__ = ['RESERVED_COLUMNS', 'save_model', 'load_model', 'mask_files', 'select_images', 'read_batch', 'predictions_table',
-           'predict_chunks', 'plural', 'predict_images', 'OnnxModel', 'predict', 'predict_files', 'export_saved_model',
-           'export_onnx']
+__all__ = ['RESERVED_COLUMNS', 'ASPECT_LIMIT', 'PREDICTIONS_HEADER', 'save_model', 'load_model', 'mask_files', 'select_images',
+           'read_batch', 'predictions_table', 'predict_chunks', 'size_note', 'plural', 'predict_images', 'OnnxModel',
+           'predict', 'check_csv_out', 'write_csv', 'predict_files', 'export_saved_model', 'export_onnx']
 
 # %% ../nbs/10_predict.ipynb #af025fb0
 def _keras():
@@ -76,15 +76,20 @@ def _excluded(path, patterns) -> bool:
 
 def select_images(inputs, exclude=(), skip_masks=True, log=print) -> list:
     "The image files of `inputs` (as `find_images`) less those matching `exclude` and, with `skip_masks`, known masks."
-    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
-    paths = find_images(inputs)
+    exclude, special = [exclude] if isinstance(exclude, str) else list(exclude), []
+    paths = find_images(inputs, ignored=special)
     excluded = {p for p in paths if _excluded(p, exclude)}
     paths = [p for p in paths if p not in excluded]
     masks = mask_files(paths, log) if skip_masks else set()
-    if excluded or masks:
+    if excluded or masks or special:
         why = [f"{len(masks)} magnetic tile ground-truth masks"] * bool(masks)
         why += [f"{len(excluded)} matching {' or '.join(map(repr, exclude))}"] * bool(excluded)
-        log(f"skipped {len(excluded) + len(masks)} files: {' and '.join(why)}")
+        if special:
+            kind = special[0][1].removeprefix('not a regular file (')[:-1]
+            what = 'not a regular file' if len(special) == 1 else 'not regular files'
+            why += [f"{len(special)} {what}, never read (e.g. {special[0][0]}: {kind})"]
+        n = len(excluded) + len(masks) + len(special)
+        log(f"skipped {n} file{'s' * (n != 1)}: {' and '.join(why)}")
     return [p for p in paths if p not in masks]
 
 # %% ../nbs/10_predict.ipynb #88838e74
@@ -103,10 +108,11 @@ def read_batch(paths, size, workers=None):
     return x, dict(sorted(fails.items())), sizes
 
 # %% ../nbs/10_predict.ipynb #cfd33b74
-RESERVED_COLUMNS = ('path', 'predicted', 'confidence', 'p_positive', 'error')  # a class named so: column p_<name>
+RESERVED_COLUMNS = ('path', 'predicted', 'confidence', 'p_positive', 'error', 'note')  # a class so named: p_<name>
 
-def predictions_table(paths, proba, classes, errors=None, positive_class=None, threshold=None) -> pd.DataFrame:
-    "One row per image: path, predicted class, confidence, a column per class, `p_positive` (binary) and `error`."
+def predictions_table(paths, proba, classes, errors=None, positive_class=None, threshold=None,
+                      notes=None) -> pd.DataFrame:
+    "One row per image: path, predicted class, confidence, a column per class, `p_positive` (binary), `error`, `note`."
     classes = [str(c) for c in classes]
     proba = np.asarray(proba, 'float32').reshape(len(paths), len(classes))
     if positive_class is not None and (len(classes) != 2 or str(positive_class) not in classes):
@@ -124,6 +130,7 @@ def predictions_table(paths, proba, classes, errors=None, positive_class=None, t
     df = pd.concat([df, pd.DataFrame(proba, columns=cols)], axis=1)
     if positive_class is not None: df['p_positive'] = proba[:, pos]
     if errors is not None: df['error'] = list(errors)
+    if notes is not None: df['note'] = list(notes)
     return df
 
 # %% ../nbs/10_predict.ipynb #f35ba2ca
@@ -141,6 +148,19 @@ def predict_chunks(model, n, read, batch_size=32, progress=True):
     return proba, errors
 
 def _hw(hw) -> str: return f'{hw[0]}x{hw[1]}'
+ASPECT_LIMIT = 2.0  # an aspect ratio this many times off every reference's: a note in the image's row (see the text)
+
+def size_note(hw, size, known=None) -> str:
+    """Why an image of `hw=(h, w)` is far from what a model of input `size` learnt on (its training images' sizes
+    `known`, else `size` itself): a side under `MIN_SIDE`, an aspect ratio over `ASPECT_LIMIT` times off; else ''."""
+    (h, w), refs = hw, list(known or [size])
+    far = [f"a side under {MIN_SIDE} px"] * (min(h, w) < MIN_SIDE)
+    off = min(max(q, 1 / q) for q in (w / max(h, 1) / (rw / rh) for rh, rw in refs))
+    if off > ASPECT_LIMIT:
+        near = 'the nearest training image shape' if known else f"the model input's, {_hw(size)}"
+        far.append(f"an aspect ratio (width/height) {w / max(h, 1):.3g}, {off:.3g} times off {near}")
+    return (f"{_hw(hw)}, resized to {_hw(size)}: {' and '.join(far)}; far from the images the model learnt on, "
+            "check this prediction" if far else '')
 def plural(n: int, word: str) -> str:
     "`n` and `word`, with an s unless `n` is 1: '1 image', '3 images'."
     return f"{n} {word}{'s' * (n != 1)}"
@@ -148,7 +168,8 @@ def plural(n: int, word: str) -> str:
 def predict_images(model, paths, classes=None, batch_size=32, progress=True, positive_class=None, threshold=None,
                    known_sizes=None, log=print) -> pd.DataFrame:
     """The `predictions_table` of the image files `paths` with `model` (Keras or `OnnxModel`), unreadable files in
-    `error`. Images of a size not in `known_sizes` (default: the model's input size) are resized, said once."""
+    `error`. Images of a size not in `known_sizes` (default: the model's input size) are resized, said once; those far
+    from them (`size_note`) are predicted with a `note` in their row."""
     size, n_out = tuple(int(v) for v in model.input_shape[1:3]), int(model.output_shape[-1])
     classes = [str(c) for c in classes] if classes else [f'class_{k}' for k in range(n_out)]
     if len(classes) != n_out: raise ValueError(f"{len(classes)} class names for a model with {n_out} outputs")
@@ -157,6 +178,7 @@ def predict_images(model, paths, classes=None, batch_size=32, progress=True, pos
         x, fails, sizes[start:stop] = read_batch(paths[start:stop], size)
         return x, fails
     proba, errors = predict_chunks(model, len(paths), read, batch_size, progress)
+    notes = [size_note(hw, size, sorted(known) if known_sizes else None) if hw else '' for hw in sizes]
     other = [(p, hw) for p, hw in zip(paths, sizes) if hw is not None and hw not in known]
     if other:
         seen = ', '.join(map(_hw, sorted(known)[:5])) + ', ...' * (len(known) > 5)
@@ -164,7 +186,10 @@ def predict_images(model, paths, classes=None, batch_size=32, progress=True, pos
                else f"not {_hw(size)}, the model's input size")
         log(f"resized {len(other)} of {plural(len(paths), 'image')} to {_hw(size)} (bilinear, as in training): {was}, "
             f"e.g. {other[0][0]} ({_hw(other[0][1])}); check that they show the parts at the training images' scale")
-    return predictions_table(paths, proba, classes, errors, positive_class, threshold)
+    noted = [(p, n) for p, n in zip(paths, notes) if n]
+    if noted: log(f"{plural(len(noted), 'image')} far from the images the model learnt on, predicted with a note in the "
+                  f"note column: e.g. {noted[0][0]} ({noted[0][1].split(';')[0]})")
+    return predictions_table(paths, proba, classes, errors, positive_class, threshold, notes)
 
 class OnnxModel:
     "An ONNX export run with ONNX Runtime, no TensorFlow: `input_shape`, `output_shape`, `classes`, `predict`."
@@ -213,21 +238,81 @@ def predict(model, images_or_paths, classes=None, batch_size=32, progress=True, 
     paths = [v if isinstance(v, (str, os.PathLike)) else None for v in items]
     return predictions_table(paths, proba, classes, errors if on_error == 'skip' else None)
 
+# %% ../nbs/10_predict.ipynb #cb8cfe7a
+PREDICTIONS_HEADER = 'path,predicted,confidence'  # how every predictions table begins
+
+def _is_predictions(path) -> bool:
+    "Whether the file `path` begins as a predictions table does."
+    try:
+        with open(path, 'rb') as f: return f.read(len(PREDICTIONS_HEADER)) == PREDICTIONS_HEADER.encode()
+    except OSError: return False
+
+def _same_file(a, b) -> bool:
+    "Whether the paths `a` and `b` name one file: the same path once resolved, or the same file on disk."
+    if os.path.realpath(a) == os.path.realpath(b): return True
+    try: return os.path.samefile(a, b)
+    except OSError: return False
+
+def _inside(path, folder) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([real, top]) == top
+
+def check_csv_out(out, inputs=(), model=None, card=None, force=False, name='--out') -> Path:
+    """`out` if a predictions table may be written there, else a `ParameterError` naming `name` and the fix: a .csv
+    name, none of the `inputs` (nor a file inside an input folder), the `model` or its `card`; replaced only if `force`."""
+    out, hint = Path(out).expanduser(), '--force' if name.startswith('--') else 'force=True'
+    at = f"{name} {str(out)!r}"
+    own = [('the model file', model), ("the model's card", card)] + [('an input file', x) for x in inputs]
+    what = next((w for w, p in own if p is not None and not os.path.isdir(p) and _same_file(out, p)), None)
+    if what: raise ParameterError(f"{at} is {what}: predict never writes over its inputs; name another .csv file")
+    if out.is_dir(): raise ParameterError(f"{at} is a folder; name a .csv file")
+    folder = next((x for x in inputs if os.path.isdir(x) and _inside(out, x)), None)
+    if os.path.lexists(out) and folder is not None and not _is_predictions(out):
+        raise ParameterError(f"{at} is a file of the input folder {str(folder)!r}, not a predictions table: "
+                             "predict never writes over its inputs; name another .csv file")
+    if out.suffix.lower() != '.csv':
+        raise ParameterError(f"{at}: the predictions are a CSV table; name a .csv file (e.g. {out.stem}.csv)")
+    if os.path.exists(out) and not os.access(out, os.W_OK):
+        raise ParameterError(f"{at} is read-only: make it writable (chmod u+w) or name another .csv file")
+    if os.path.lexists(out) and not force: raise ParameterError(f"{at} exists; pass {hint} to overwrite it")
+    parent = out.parent
+    if not parent.is_dir():
+        why = ("is a file, not a folder: name a .csv file in a folder" if parent.exists() else
+               f"does not exist (predict creates no folders): create it (mkdir -p '{parent}') or name a .csv file "
+               "in another folder")
+        raise ParameterError(f"{at}: the folder {str(parent)!r} {why}")
+    try: tempfile.TemporaryFile(dir=parent).close()
+    except OSError as e:
+        raise ParameterError(f"{at}: cannot write in {str(parent)!r} ({e.strerror}); choose a folder you can write to")
+    return out
+
+def write_csv(df, out=None, stream=None):
+    """The table `df` as CSV to the file `out`, whole or not at all (renamed into place once written), else to `stream`
+    (default: the standard output) in one write; names that are not UTF-8 keep their bytes (`surrogateescape`)."""
+    if out is not None:
+        return write_atomic(out, lambda tmp: df.to_csv(tmp, index=False, encoding='utf-8', errors='surrogateescape'))
+    stream = stream or sys.stdout
+    data = df.to_csv(index=False).encode('utf-8', 'surrogateescape')
+    stream.flush()
+    if getattr(stream, 'buffer', None) is not None: stream.buffer.write(data); stream.buffer.flush()
+    else: stream.write(data.decode('utf-8', 'backslashreplace')); stream.flush()
+
 # %% ../nbs/10_predict.ipynb #04d51d0b
 def predict_files(model_path, inputs, out=None, batch_size=32, progress=True, on_error='skip', exclude=(),
-                  skip_masks=True, log=print):
-    """Predict the image files in `inputs` (files or folders) with the `.keras` model at `model_path`; CSV to `out`.
-    Files matching the globs `exclude`, and masks (`skip_masks`), are skipped with a note to `log`."""
+                  skip_masks=True, log=print, force=False):
+    """Predict the image files in `inputs` (files or folders) with the `.keras` model at `model_path`; CSV to `out`
+    (`check_csv_out`, replaced only if `force`). Files matching the globs `exclude`, and masks, are skipped, said."""
     batch_size = check_params(batch_size=batch_size)['batch_size']
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    own = None if isinstance(model_path, _keras().Model) else model_path
+    if out is not None: out = check_csv_out(out, inputs, own, force=force, name='out')
     from mvgg19_nb.model import classes_of
     if isinstance(model_path, _keras().Model): model, classes = model_path, classes_of(model_path)
     else: model, classes = load_model(model_path)
     paths = select_images(inputs, exclude, skip_masks, log)
     if not paths: raise FileNotFoundError(f"no image files ({' '.join(IMAGE_EXTS)}) to predict in {inputs}")
     df = predict(model, paths, classes, batch_size, progress, on_error)
-    if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out, index=False)
+    if out is not None: write_csv(df, out)
     return df
 
 # %% ../nbs/10_predict.ipynb #de617cfd

@@ -152,8 +152,11 @@ def write_results(path, res, params: dict, provenance: dict|None = None, audit=N
     return rec
 
 def read_results(path) -> dict:
-    "The record in the results file `path`, in today's layout (a version-1 file's probes moved under `linear_probe`)."
-    rec = json.loads(Path(path).read_text(encoding='utf-8'))
+    """The record in the results file `path`, in today's layout (a version-1 file's probes moved under `linear_probe`);
+    a file that is not JSON, or whose JSON is not an object, raises `json.JSONDecodeError`."""
+    text = Path(path).read_text(encoding='utf-8')
+    rec = json.loads(text)
+    if not isinstance(rec, dict): raise json.JSONDecodeError('not a results record (a JSON object)', text, 0)
     b, version = rec.get('baselines') or {}, rec.get('format_version', 1)
     if version < 2:
         probes = {k.removeprefix('linear_probe_'): b.pop(k) for k in list(b) if k.startswith('linear_probe_')}

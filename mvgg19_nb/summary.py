@@ -4,11 +4,13 @@
 
 # %% ../nbs/15_summary.ipynb #c8cc0324
 from __future__ import annotations
-import os
+import json, os
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from .experiment import BASELINE_NAMES, DATASET_KEYS, DATASET_NAMES, METRICS, MODEL_NAMES, PAPER
+from .data import DataError
+from .images import write_atomic
 from .results import GAP_LIMIT, baseline_of, checked_without_augmentation, read_results
 
 # %% auto #0
@@ -19,7 +21,10 @@ def summary_table(results_dir='book/results', all_datasets=True) -> pd.DataFrame
     "Both models x datasets: our mean and std (percent) of each metric beside the paper's, from the results JSONs."
     recs = {}
     for p in sorted(Path(results_dir).glob('*.json')):
-        r = read_results(p)
+        try: r = read_results(p)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:  # (a run cut short, an edit): said, file named
+            raise DataError(f"results file {p} cannot be read ({e}): rerun its experiment (mvgg19 run {p.stem}), "
+                            f"or move the file out of {results_dir}") from None
         if 'models' in r and 'dataset' in r: recs[r['dataset']] = r
     keys = (list(DATASET_KEYS) if all_datasets else [k for k in DATASET_KEYS if k in recs])
     keys += sorted(set(recs) - set(DATASET_KEYS))
@@ -129,7 +134,7 @@ def write_summary(results_dir='book/results', page='book/summary.md', figure_dir
     tab = summary_table(results_dir)
     figure_dir.mkdir(parents=True, exist_ok=True)
     fig = plot_summary(tab)
-    fig.savefig(figure_dir/'summary_accuracy.png', dpi=110)
+    write_atomic(figure_dir/'summary_accuracy.png', lambda tmp: fig.savefig(tmp, dpi=110, format='png'))
     plt.close(fig)
     rel = Path(os.path.relpath(figure_dir/'summary_accuracy.png', page.parent)).as_posix()
     md = f"""# Summary: our numbers beside the paper's
@@ -177,5 +182,4 @@ paper's numbers (its Figure 10, Tables 1 and 2) on the right.
 ```
 """
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(md, encoding='utf-8')
-    return page
+    return write_atomic(page, md)  # the whole page or the previous one

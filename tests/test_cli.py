@@ -217,7 +217,7 @@ def test_predict_skips_masks_and_excluded_files(model_file, tmp_path, capsys):
     assert len(cap.err.splitlines()) == 2 and cap.err.splitlines()[1].startswith('resized 3 of 3 images to 32x32')
     assert cap.out.strip() == f"wrote 3 predictions and 0 failures to {tmp_path/'o.csv'}"
     assert cli.main(['predict', str(model_file), str(root), '--exclude', 'MT_Blowhole/*', '--exclude', '*num_2.jpg',
-                     '--out', str(tmp_path/'o.csv'), '--no-progress']) == 0
+                     '--out', str(tmp_path/'o.csv'), '--force', '--no-progress']) == 0  # (o.csv exists)
     cap = capsys.readouterr()
     assert cap.err.splitlines()[0] == ("skipped 8 files: 3 magnetic tile ground-truth masks and 5 matching "
                                        "'MT_Blowhole/*' or '*num_2.jpg'")
@@ -276,7 +276,7 @@ def test_export_onnx_copies_the_card_and_checks_on_given_images(model_file, tmp_
         [('tile.onnx', file_digest(tmp_path/'ship'/'tile.onnx'), {'name': 'tile.keras', 'sha1': file_digest(model)})]
     assert cli.main(['predict', str(tmp_path/'ship'/'tile.onnx'), str(imgs), '--no-progress']) == 0
     cap = capsys.readouterr()  # 40x40 images, as the card's training images: no resize note
-    assert cap.out.splitlines()[0] == 'path,predicted,confidence,Blowhole,Free,error' and len(cap.out.splitlines()) == 4
+    assert cap.out.splitlines()[0] == 'path,predicted,confidence,Blowhole,Free,error,note' and len(cap.out.splitlines()) == 4
     assert cap.err.splitlines() == ['3 predictions and 0 failures']
     assert cli.main(['predict', str(tmp_path/'ship'/'tile.onnx'), str(imgs), '--threshold', '0.5']) == 2
     assert capsys.readouterr().err.splitlines() == [

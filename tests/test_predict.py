@@ -57,6 +57,7 @@ def test_predict_any_mode_and_size_from_a_folder(model, tmp_path):
     root = write_layout(tmp_path/'in', files)
     (root/'broken.bmp').write_bytes(b'BMgarbage')
     path = save_model(model, tmp_path/'m.keras')
+    (tmp_path/'out').mkdir()  # predict creates no folders
     df = predict_files(path, root, out=tmp_path/'out'/'results.csv', batch_size=2, progress=False)
     assert len(df) == 6 and not any(p.endswith('notes.txt') for p in df.path)  # 5 images + the broken one; text ignored
     assert list(df.columns) == ['path', 'predicted', 'confidence', *CLASSES, 'error']

@@ -104,7 +104,8 @@ def test_predict_with_the_card_matches_the_python_api(run, capsys):
     d = run['dir']
     rc, cli_df, err, out = _csv(capsys, [str(d/'m.keras'), *run['inputs'], '--out', str(d/'keras.csv')])
     assert rc == 0
-    assert list(cli_df.columns) == ['path', 'predicted', 'confidence', 'ok', 'defective', 'p_positive', 'error']
+    assert list(cli_df.columns) == ['path', 'predicted', 'confidence', 'ok', 'defective', 'p_positive', 'error',
+                                   'note']
     assert err[0] == "p_positive: the probability of 'defective', the positive class (model card)"
     resized = [l for l in err if l.startswith('resized')]  # the smaller image: resized as in training, said once
     assert resized == [f"resized 1 of 8 images to 48x48 (bilinear, as in training): a size the training images did not "
