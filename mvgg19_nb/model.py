@@ -237,7 +237,7 @@ def build_mvgg19(num_classes, input_size=DEFAULT_INPUT_SIZE, weights='imagenet',
                  trunk='block5_pool', *, input_shape=None, **kwargs):
     "Multipath VGG19: BD branches after `branches`, the trunk at `trunk`, one head; `kwargs` go to head and backbone."
     size = resolve_input_size(input_size, input_shape, 'build_mvgg19')
-    return _build('mvgg19', num_classes, size, tuple(branches), trunk, weights, **kwargs)
+    return _build('mvgg19', num_classes, size, branches, trunk, weights, **kwargs)
 
 def build_vgg19(num_classes, input_size=DEFAULT_INPUT_SIZE, weights='imagenet', trunk='block5_pool', *,
                 input_shape=None, **kwargs):

@@ -88,7 +88,7 @@ def check_params(**params) -> dict:
 _MODEL_CONSTANTS = ('MODELS', 'PREPROCESSING', 'MIN_SIZE', 'VGG19_NOTOP_URL', 'VGG19_CONVS')
 
 def _source_constants(module: str, names) -> dict:
-    "The constants `names` of `module` read from its source with `ast` (a dict of functions: its keys); {} if no source."
+    "The constants `names` of `module` read from its source with `ast` (a dict of functions: its keys); {} if none."
     spec = importlib.util.find_spec(module)
     if spec is None or not str(spec.origin).endswith('.py'): return {}
     out = {}
@@ -326,7 +326,8 @@ AUGMENT_SETTINGS = {  # each setting of build_augmenter: (whether a value is val
 def _augment(v, ds=None):
     if v is None or isinstance(v, bool): return v
     if not isinstance(v, dict):
-        raise Problem('use True or None (the default augmentations), False (none) or a dict of build_augmenter settings')
+        raise Problem('use True or None (the default augmentations), False (none) or a dict of build_augmenter '
+                      'settings')
     names = list(augment_defaults())
     for k, x in v.items():
         if k not in names: raise Problem(f"unknown setting {k!r}; use {', '.join(names)}")
