@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #4fe66ac5
 from __future__ import annotations
-import csv, json, os, re, warnings
+import csv, inspect, json, os, re, unicodedata, warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict
@@ -17,10 +17,10 @@ from .images import (IMAGE_EXTS, ImageError, MIN_SIDE, file_digest, image_info, 
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'ELPV_LEVELS', 'SDNET_SURFACES', 'DBCC_LAYOUT', 'DBCC_PREFIX', 'GC10_CLASSES', 'GC10_ABBREV', 'DATASETS',
-           'POSITIVE_WORDS', 'DataError', 'DataNotFoundError', 'Dataset', 'load_folder', 'load_manifest', 'find_root',
-           'load_casting', 'load_magnetic_tile', 'mask_path', 'load_elpv', 'load_sdnet2018', 'load_bridge_dbcc',
-           'load_gc10det', 'load_itodd', 'load_dataset', 'check_folds', 'with_positive_class', 'Audit', 'audit',
-           'drop_duplicates']
+           'POSITIVE_WORDS', 'GOOD_WORDS', 'NEGATIONS', 'DataError', 'DataNotFoundError', 'Dataset', 'load_folder',
+           'load_manifest', 'find_root', 'load_casting', 'load_magnetic_tile', 'mask_path', 'load_elpv',
+           'load_sdnet2018', 'load_bridge_dbcc', 'load_gc10det', 'load_itodd', 'load_dataset', 'check_folds',
+           'class_reading', 'guess_positive', 'with_positive_class', 'Audit', 'audit', 'drop_duplicates']
 
 # %% ../nbs/01_data.ipynb #ff7f0b3b
 class DataError(ValueError):
@@ -175,6 +175,9 @@ def _from_folders(name, pairs, meta, extensions=IMAGE_EXTS, extras=None, classes
 def load_folder(root, extensions=IMAGE_EXTS, classes=None, name='folder') -> Dataset:
     "One sub-folder per class (sorted names, or `classes` in that order) of image files."
     root = os.path.abspath(root)
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise DataError(f"{name}: root {root!r} is a file, not a folder; pass the folder holding one sub-folder per "
+                        "class as root=")
     if not os.path.isdir(root): raise DataNotFoundError(f"{name}: root folder {root!r} does not exist; pass root=")
     subs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith('.'))
     outside = [[os.path.join(root, e.name), 'not inside a class folder'] for e in os.scandir(root)
@@ -191,8 +194,12 @@ def load_folder(root, extensions=IMAGE_EXTS, classes=None, name='folder') -> Dat
 def load_manifest(csv_path, root=None, path_col='path', label_col='label', classes=None, name='manifest') -> Dataset:
     "Images listed in a CSV with a header (`path_col` relative to `root`, `label_col`); extra columns go to meta."
     csv_path = os.path.abspath(csv_path)
+    if os.path.isdir(csv_path):
+        raise DataError(f"{name}: manifest {csv_path!r} is a folder, not a CSV file; pass the CSV listing the images")
     if not os.path.isfile(csv_path): raise DataNotFoundError(f"{name}: manifest {csv_path!r} does not exist")
     root = os.path.abspath(root) if root is not None else os.path.dirname(csv_path)
+    if not os.path.isdir(root): raise DataError(f"{name}: image root {root!r} is not a folder; pass the folder the "
+                                                "manifest's paths are relative to as root=")
     with open(csv_path, newline='', encoding='utf-8-sig') as f:
         rd = csv.DictReader(f)
         cols = rd.fieldnames or []
@@ -233,13 +240,15 @@ def _candidates(name) -> list:
               Path(mvgg19_nb.__file__).resolve().parent.parent.parent/'shared'/'datasets']
     return list(dict.fromkeys(Path(os.path.abspath(b/name)) for b in bases))
 
-def find_root(name, root=None) -> Path:
-    ("The folder of dataset `name`: `root` if given, else the first of `$MVGG19_DATA/<name>`, "
-     "`../shared/datasets/<name>`.")
+def find_root(name, root=None, files=False) -> Path:
+    ("The folder of dataset `name`: `root` if given (a file too if `files`), else the first of "
+     "`$MVGG19_DATA/<name>`, `../shared/datasets/<name>`.")
     if root is not None:
         p = Path(os.path.abspath(Path(root).expanduser()))
         if not p.exists():
             raise DataNotFoundError(f"{name}: root {str(p)!r} does not exist; pass the dataset folder as root=")
+        if not (p.is_dir() or files and p.is_file()):
+            raise DataError(f"{name}: root {str(p)!r} is a file, not a folder; pass the dataset folder as root=")
         return p
     cands = _candidates(name)
     for p in cands:
@@ -295,7 +304,7 @@ ELPV_LEVELS = ['0', '1/3', '2/3', '1']
 def _elpv_root(root):
     "The folder holding ELPV's labels.csv: `root`, the usual search, or the installed elpv-dataset package."
     if root is not None:
-        r = find_root('elpv', root)
+        r = find_root('elpv', root, files=True)
         return r.parent if r.is_file() else r, (r if r.is_file() else r/'labels.csv')
     try: r = find_root('elpv')
     except DataNotFoundError as e:
@@ -469,10 +478,16 @@ def _norm(n): return str(n).lower().replace('-', '').replace('_', '')
 
 def load_dataset(name, root=None, **kw) -> Dataset:
     "Load dataset `name` (a key of `DATASETS`) from `root` (or its default location)."
-    f = {_norm(k): v for k,v in DATASETS.items()}.get(_norm(name))
+    f = {_norm(k): v for k,v in DATASETS.items()}.get(_norm(name)) if isinstance(name, str) else None
     if f is None: raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     if root is None and f in (load_folder, load_manifest):
         raise DataError(f"{name}: pass root= (the class-folder root or the CSV file)")
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise DataError(f"{name}: root={root!r}: pass the path of the dataset's folder (a string), or None")
+    known = list(inspect.signature(f).parameters)[1:]
+    if set(kw) - set(known):
+        raise DataError(f"{name}: unknown argument{'s' * (len(set(kw) - set(known)) > 1)} "
+                        f"{', '.join(sorted(set(kw) - set(known)))} of {f.__name__}; it takes {', '.join(known)}")
     return f(root, **kw)
 
 # %% ../nbs/01_data.ipynb #ae900360
@@ -485,18 +500,68 @@ def check_folds(ds: Dataset, folds: int) -> Dataset:
     return ds
 
 # %% ../nbs/01_data.ipynb #499b4e66
-POSITIVE_WORDS = ('defect', 'defective', 'def', 'ng', 'nok', 'bad', 'crack', 'cracked', 'anomaly', 'anomalous',
-                  'abnormal', 'fault', 'faulty', 'damage', 'damaged', 'broken', 'reject', 'rejected', 'fail',
-                  'positive')
+POSITIVE_WORDS = ('defect', 'defective', 'def', 'ng', 'nok', 'bad', 'crack', 'anomaly', 'anomalous', 'abnormal',
+                  'fault', 'faulty', 'damage', 'broken', 'break', 'reject', 'fail', 'failure', 'positive', 'flaw',
+                  'scratch', 'dent', 'chip', 'hole', 'blowhole', 'burr', 'rust', 'corrosion', 'stain', 'fray',
+                  'fracture', 'porosity', 'pore', 'error', '✗', '✘',
+                  'defaut', 'defectueux', 'defectueuse', 'fissure', 'rayure', 'mauvais',  # French
+                  'fehler', 'defekt', 'riss', 'kratzer', 'schlecht', 'ausschuss',  # German
+                  'defecto', 'defectuoso', 'defectuosa', 'grieta', 'malo', 'mala',  # Spanish
+                  'difetto', 'difettoso', 'difettosa', 'crepa', 'cattivo',  # Italian
+                  'defeito', 'defeituoso', 'defeituosa', 'trinca', 'rachadura', 'ruim')  # Portuguese
+GOOD_WORDS = ('ok', 'okay', 'good', 'normal', 'pass', 'fine', 'clean', 'intact', 'accept', 'acceptable', 'conform',
+              'conforming', 'flawless', 'negative', 'none', 'free', 'perfect', '✓', '✔',
+              'bon', 'bonne', 'conforme', 'gut', 'bueno', 'buena', 'buono', 'buona', 'bom', 'boa')
+NEGATIONS = ('no', 'non', 'not', 'without', 'sans', 'ohne', 'kein', 'keine', 'sin', 'senza', 'sem')
 
-def _says_defect(name) -> bool:
-    "Whether a class name reads as the defective class ('def_front', 'crack'), not its negation ('no_crack')."
-    words = [w for w in re.split(r'[^a-z0-9]+', str(name).lower()) if w]
-    if not words or words[0] in ('no', 'non', 'not') or words[0].startswith(('un', 'non')): return False
-    return any(w in POSITIVE_WORDS for w in words)
+def _tokens(name) -> list:
+    "The words of a class name: split at `_ - . space` (and camelCase), casefolded, accents stripped."
+    s = re.sub(r'(?<=[a-z])(?=[A-Z])', ' ', str(name)).casefold()
+    s = ''.join(ch for ch in unicodedata.normalize('NFKD', s) if not unicodedata.combining(ch))
+    return re.findall(r'[^\W_]+|[✓✔✗✘]', s)
+
+def _polarity(w: str) -> int:
+    "+1 if the word `w` says defect, -1 if it says good part (`ok`, `crackfree`, `uncracked`, `nogood`: -1 -1 -1 +1)."
+    for v in [w] + [w[:-len(s)] for s in ('s', 'es', 'ed', 'd') if w.endswith(s) and len(w) > len(s) + 1]:
+        if v in POSITIVE_WORDS: return 1
+        if v in GOOD_WORDS: return -1
+    for s in ('free', 'frei', 'less'):                       # defectfree, fehlerfrei, flawless
+        if w.endswith(s) and len(w) > len(s) and _polarity(w[:-len(s)]) == 1: return -1
+    for p in ('non', 'not', 'no', 'un'):                     # nondefective, uncracked, notok
+        if w.startswith(p) and len(w) > len(p) + 1 and _polarity(w[len(p):]): return -_polarity(w[len(p):])
+    return 0
+
+def class_reading(name) -> tuple:
+    "`(+1, words)` if class `name` reads as a defect, `(-1, words)` as a good part, `(0, '')` if neither or both."
+    said, negate = [], None                                  # said: [polarity, words] of each word that says one
+    for w in _tokens(name):
+        p = _polarity(w)
+        if w in NEGATIONS: negate = w
+        elif w in ('free', 'frei') and said and said[-1][0] == 1: said[-1] = [-1, f'{said[-1][1]} {w}']  # crack free
+        elif p: said.append([-p, f'{negate} {w}'] if negate else [p, w]); negate = None
+    pols = {p for p,_ in said}
+    return (pols.pop(), ' '.join(w for _,w in said)) if len(pols) == 1 else (0, '')
+
+def _reads(c, how) -> str:
+    "How class `c` reads, in words: `'crack_free' reads as a good part (crack free)`."
+    p, words = how
+    return (f"{c!r} reads as " + {1: 'a defect', -1: 'a good part'}.get(p, 'neither a defect nor a good part')
+            + (f" ({words})" if words and words != ' '.join(_tokens(c)) else ''))
+
+def guess_positive(name, classes) -> tuple:
+    "`(positive class, why)` from two class names, or a `DataError` when they do not tell (both or neither defects)."
+    reads = {c: class_reading(c) for c in classes}
+    defect = [c for c in classes if reads[c][0] == 1]
+    if len(defect) == 1:
+        other = next(c for c in classes if c != defect[0])
+        return defect[0], (f"guessed from the class names: {_reads(defect[0], reads[defect[0]])}, "
+                           f"{_reads(other, reads[other])}")
+    raise DataError(f"{name}: cannot tell the positive (defective) class from the class names {classes[0]!r} and "
+                    f"{classes[1]!r} ({'both read' if defect else 'neither reads'} as a defect); pass "
+                    "positive_class=NAME (mvgg19: -p positive_class NAME) naming one of them")
 
 def with_positive_class(ds: Dataset, positive_class=None) -> tuple:
-    "`(ds, how)`: binary `ds` with `positive_class` (given or guessed) as class index 1; `how` says how it was chosen."
+    "`(ds, how)`: binary `ds` with its positive (defective) class as index 1, `how` saying which and why; else None."
     if len(ds.classes) != 2:
         if positive_class is not None:
             raise DataError(f"{ds.name}: positive_class={positive_class!r} needs two classes, "
@@ -505,14 +570,17 @@ def with_positive_class(ds: Dataset, positive_class=None) -> tuple:
     if positive_class is not None:
         if str(positive_class) not in ds.classes:
             raise DataError(f"{ds.name}: positive_class={positive_class!r} is not a class; use one of {ds.classes}")
-        pos, how = str(positive_class), 'given'
-    else:
-        guessed = [c for c in ds.classes if _says_defect(c)]
-        pos, how = (guessed[0], 'guessed from its name') if len(guessed) == 1 else (ds.classes[1], 'class index 1 '
-                   '(no class name reads as a defect: pass positive_class to choose)')
-    if pos == ds.classes[1]: return ds, how
-    meta = {**ds.meta, 'per_image': list(ds.meta.get('per_image', []))}
-    return Dataset(ds.name, ds.paths, 1 - ds.labels, ds.classes[::-1], meta), how
+        pos, how = str(positive_class), 'given as positive_class'
+    elif ds.meta.get('positive') in ds.classes:
+        pos, how = ds.meta['positive'], f"the defect class of the {ds.name} dataset, as published"
+    else: pos, how = guess_positive(ds.name, ds.classes)
+    if pos == ds.classes[1] and ds.meta.get('positive') == pos: return ds, how
+    meta = {**ds.meta, 'positive': pos, 'per_image': list(ds.meta.get('per_image', []))}
+    flip = pos != ds.classes[1]
+    res = Dataset(ds.name, ds.paths, 1 - ds.labels if flip else ds.labels, ds.classes[::-1] if flip else ds.classes,
+                  meta)
+    res._digests = ds._digests  # the same files
+    return res, how
 
 # %% ../nbs/01_data.ipynb #907dcc6f
 @dataclass(repr=False)

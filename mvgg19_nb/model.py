@@ -8,13 +8,15 @@ import numbers, os, warnings
 from pathlib import Path
 import keras
 from keras import layers, ops
+from .params import ParameterError, check_params
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN_BGR', 'PREPROCESSING', 'VGG19_NOTOP_URL', 'VGG19_NOTOP_FILE', 'VGG19_NOTOP_MD5',
-           'VGG19_WEIGHTED_LAYERS', 'MIN_SIZE', 'VALID_WEIGHTS', 'PAPER_BRANCHES', 'DEFAULT_INPUT_SIZE', 'MODELS',
-           'Preprocess', 'WeightsUnavailable', 'check_weights', 'branch_name', 'bd_branch', 'Standardize',
-           'trunk_output', 'classifier_head', 'resolve_input_size', 'build_backbone', 'build_mvgg19', 'build_vgg19',
-           'build_model', 'model_input_size', 'ClassNames', 'with_classes', 'classes_of']
+           'VGG19_WEIGHTED_LAYERS', 'VGG19_CONVS', 'MIN_SIZE', 'VALID_WEIGHTS', 'PAPER_BRANCHES', 'DEFAULT_INPUT_SIZE',
+           'HEAD_ARGS', 'BACKBONE_ARGS', 'MODELS', 'Preprocess', 'WeightsUnavailable', 'check_weights', 'branch_name',
+           'bd_branch', 'Standardize', 'trunk_output', 'classifier_head', 'resolve_input_size', 'build_backbone',
+           'check_model_params', 'build_mvgg19', 'build_vgg19', 'build_model', 'model_input_size', 'ClassNames',
+           'with_classes', 'classes_of']
 
 # %% ../nbs/03_model.ipynb #b55763cf
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)  # what keras.applications.vgg19.preprocess_input removes
@@ -42,6 +44,7 @@ VGG19_NOTOP_URL = ('https://storage.googleapis.com/tensorflow/keras-applications
 VGG19_NOTOP_FILE = VGG19_NOTOP_URL.rsplit('/', 1)[1]
 VGG19_NOTOP_MD5 = '253f8cb515780f3b799900260a226db6'  # the checksum keras.applications.VGG19 gives get_file
 VGG19_WEIGHTED_LAYERS = 16  # the 16 convolutions; the top (not used here) adds 3 Dense layers
+VGG19_CONVS = (2, 2, 4, 4, 4)  # the convolutions of each of VGG19's five blocks (layer names: params.vgg19_layers)
 MIN_SIZE = 32  # five 2x2 poolings need at least 32 px
 VALID_WEIGHTS = (f"a valid weights file is Keras's VGG19 without its top, {VGG19_NOTOP_FILE} ({VGG19_NOTOP_URL}), "
                  "or a .weights.h5 saved from a VGG19 backbone (keras.applications.VGG19(include_top=False) or "
@@ -184,7 +187,7 @@ def resolve_input_size(input_size=DEFAULT_INPUT_SIZE, input_shape=None, where='b
     size = tuple(input_size) if isinstance(input_size, (tuple, list)) else None
     if size is not None and len(size) == 3 and size[2] == 3: size = size[:2]  # Keras style, channels last
     if size is None or len(size) != 2 or not all(isinstance(s, numbers.Integral) and s > 0 for s in size):
-        raise ValueError(f"input_size={input_size!r}: pass (height, width) in pixels, e.g. {DEFAULT_INPUT_SIZE}")
+        raise ParameterError(f"input_size={input_size!r}: pass (height, width) in pixels, e.g. {DEFAULT_INPUT_SIZE}")
     return tuple(int(s) for s in size)
 
 def build_backbone(input_size=DEFAULT_INPUT_SIZE, weights='imagenet', trunk='block5_pool', preprocessing='vgg',
@@ -204,17 +207,29 @@ def build_backbone(input_size=DEFAULT_INPUT_SIZE, weights='imagenet', trunk='blo
     _freeze(used, freeze, finetune_from)
     return keras.Model(inputs, x, name='vgg19_backbone')
 
-def _build(name, num_classes, input_size, branches, trunk='block5_pool', weights='imagenet', dense_units=2500,
-           dense_activation='relu', dropout=0.5, bd_dropout=0.5, standardize_trunk=True, **backbone_kwargs):
-    if num_classes < 2: raise ValueError(f"num_classes={num_classes}: a classifier needs at least 2 classes")
-    backbone = build_backbone(input_size, weights, trunk, **backbone_kwargs)
-    names = [l.name for l in backbone.layers]
-    for b in branches:
-        if b not in names:
-            raise ValueError(f"branch {b!r} is not a VGG19 layer before the trunk {trunk!r}; choose among {names[3:]}")
-    feats = [bd_branch(backbone.get_layer(b).output, b, bd_dropout) for b in branches]
-    feats.append(trunk_output(layers.GlobalAveragePooling2D(name='trunk_gap')(backbone.output), standardize_trunk))
-    head = classifier_head(feats, num_classes, dense_units, dense_activation, dropout)
+HEAD_ARGS = dict(dense_units=2500, dense_activation='relu', dropout=0.5, bd_dropout=0.5, standardize_trunk=True)
+BACKBONE_ARGS = ('preprocessing', 'freeze', 'finetune_from', 'augmenter', 'seed')
+
+def check_model_params(num_classes, input_size, weights='imagenet', branches=(), trunk='block5_pool', **kwargs) -> dict:
+    "A model's parameters checked before any download or layer (`check_params`, then `check_weights`); normalised."
+    problems = [f"{k}={v!r}: not a parameter of the models; use one of {', '.join([*HEAD_ARGS, *BACKBONE_ARGS])}"
+                for k, v in kwargs.items() if k not in (*HEAD_ARGS, *BACKBONE_ARGS)]
+    act = kwargs.get('dense_activation', 'relu')
+    try: keras.activations.get(act)
+    except (ValueError, TypeError): problems.append(f"dense_activation={act!r}: use a Keras activation, e.g. 'relu'")
+    try: p = check_params(num_classes=num_classes, input_size=list(input_size), branches=branches, trunk=trunk,
+                          **{k: v for k, v in kwargs.items() if k in (*HEAD_ARGS, *BACKBONE_ARGS)})
+    except ParameterError as e: problems = e.problems + problems
+    if problems: raise ParameterError(problems)
+    return dict(p, weights=check_weights(weights), input_size=tuple(p['input_size']))
+
+def _build(name, num_classes, input_size, branches, trunk='block5_pool', weights='imagenet', **kwargs):
+    p = check_model_params(num_classes, input_size, weights, branches, trunk, **kwargs)
+    h = {k: p.get(k, default) for k, default in HEAD_ARGS.items()}
+    backbone = build_backbone(p['input_size'], p['weights'], trunk, **{k: p[k] for k in BACKBONE_ARGS if k in p})
+    feats = [bd_branch(backbone.get_layer(b).output, b, h['bd_dropout']) for b in p['branches']]
+    feats.append(trunk_output(layers.GlobalAveragePooling2D(name='trunk_gap')(backbone.output), h['standardize_trunk']))
+    head = classifier_head(feats, p['num_classes'], h['dense_units'], h['dense_activation'], h['dropout'])
     return keras.Model(backbone.input, head, name=name)
 
 # %% ../nbs/03_model.ipynb #eb1d4666
@@ -222,7 +237,7 @@ def build_mvgg19(num_classes, input_size=DEFAULT_INPUT_SIZE, weights='imagenet',
                  trunk='block5_pool', *, input_shape=None, **kwargs):
     "Multipath VGG19: BD branches after `branches`, the trunk at `trunk`, one head; `kwargs` go to head and backbone."
     size = resolve_input_size(input_size, input_shape, 'build_mvgg19')
-    return _build('mvgg19', num_classes, size, tuple(branches), trunk, weights, **kwargs)
+    return _build('mvgg19', num_classes, size, branches, trunk, weights, **kwargs)
 
 def build_vgg19(num_classes, input_size=DEFAULT_INPUT_SIZE, weights='imagenet', trunk='block5_pool', *,
                 input_shape=None, **kwargs):
@@ -234,7 +249,8 @@ MODELS = {'mvgg19': build_mvgg19, 'vgg19': build_vgg19}
 
 def build_model(name, num_classes, input_size=DEFAULT_INPUT_SIZE, *, input_shape=None, **kwargs):
     "Build 'mvgg19' or 'vgg19' by name."
-    if name not in MODELS: raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    if not isinstance(name, str) or name not in MODELS:
+        raise ParameterError(f"name={name!r}: unknown model; use one of {', '.join(MODELS)}")
     return MODELS[name](num_classes, resolve_input_size(input_size, input_shape, 'build_model'), **kwargs)
 
 def model_input_size(model):

@@ -7,12 +7,13 @@ from __future__ import annotations
 import ast, importlib.util, numbers, os, sys, zipfile
 from functools import lru_cache
 from pathlib import Path
-from .data import DATASETS, DataError, Dataset, check_folds, _norm
+from .data import DATASETS, DataError, Dataset, check_folds, with_positive_class, _norm
 
 # %% auto #0
-__all__ = ['ALLOWED', 'RULES', 'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'BN_STATS', 'HDF5_SIGNATURE', 'TEXT_PARAMS',
-           'ParameterError', 'Problem', 'rule', 'check_params', 'model_constants', 'resolve_epochs', 'is_hdf5',
-           'dataset_key', 'check_model_file', 'read_yaml', 'parse_value']
+__all__ = ['ALLOWED', 'RULES', 'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'BN_STATS', 'HDF5_SIGNATURE', 'FLIPS', 'FILL_MODES',
+           'AUGMENT_SETTINGS', 'TEXT_PARAMS', 'ParameterError', 'Problem', 'rule', 'check_params', 'model_constants',
+           'augment_defaults', 'resolve_epochs', 'vgg19_layers', 'is_hdf5', 'dataset_key', 'check_model_file',
+           'read_yaml', 'parse_value']
 
 # %% ../nbs/12_params.ipynb #e0c0c899
 class ParameterError(ValueError):
@@ -53,6 +54,22 @@ def _dataset_problems(out: dict, ds: Dataset, bad: set) -> list:
     pc = out.get('positive_class')
     if pc is not None and 'positive_class' not in bad and pc not in ds.classes:
         problems.append(f"positive_class={pc!r}: not a class of {ds.name}; use one of {ds.classes}")
+    if 'positive_class' in out and pc is None and len(ds.classes) == 2:  # the guess must be able to tell
+        try: with_positive_class(ds)
+        except DataError as e: problems.append(f"positive_class=None: {e}")
+    return problems
+
+def _pair_problems(out: dict, bad: set) -> list:
+    "The problems of two parameters together (each valid on its own): patience without validation, late branches."
+    problems = []
+    if out.get('patience') is not None and out.get('val_split') == 0 and not bad & {'patience', 'val_split'}:
+        problems.append(f"patience={out['patience']}: early stopping needs a validation set; use val_split > 0 or "
+                        "patience=None")
+    if out.get('branches') and not bad & {'branches', 'trunk'}:
+        names, trunk = vgg19_layers(), out.get('trunk', 'block5_pool')
+        late = [b for b in out['branches'] if names.index(b) >= names.index(trunk)]
+        if late: problems.append(f"branches={_show(out['branches'])}: {', '.join(map(repr, late))} not before the "
+                                 f"trunk {trunk!r}; use layers before it, e.g. {', '.join(_POOLS[:3])}")
     return problems
 
 def check_params(**params) -> dict:
@@ -64,36 +81,50 @@ def check_params(**params) -> dict:
         try: out[name] = RULES[name](v, ds)
         except Problem as e: problems.append(f"{name}={_show(v)}: {e}"); bad.add(name)
     if ds is not None: problems += _dataset_problems(out, ds, bad)
-    if out.get('patience') is not None and out.get('val_split') == 0 and not bad & {'patience', 'val_split'}:
-        problems.append(f"patience={out['patience']}: early stopping needs a validation set; use val_split > 0 or "
-                        "patience=None")
+    problems += _pair_problems(out, bad)
     if problems: raise ParameterError(problems)
     return out
 
 # %% ../nbs/12_params.ipynb #07b9a8b8
-_MODEL_CONSTANTS = ('MODELS', 'PREPROCESSING', 'MIN_SIZE', 'VGG19_NOTOP_URL')
+_MODEL_CONSTANTS = ('MODELS', 'PREPROCESSING', 'MIN_SIZE', 'VGG19_NOTOP_URL', 'VGG19_CONVS')
 
-@lru_cache(maxsize=1)
-def _model_source() -> dict:
-    "The constants of mvgg19_nb/model.py read from its source with `ast` (MODELS: its keys); {} without a source file."
-    spec = importlib.util.find_spec('mvgg19_nb.model')
+def _source_constants(module: str, names) -> dict:
+    "The constants `names` of `module` read from its source with `ast` (a dict of functions: its keys); {} if none."
+    spec = importlib.util.find_spec(module)
     if spec is None or not str(spec.origin).endswith('.py'): return {}
     out = {}
     for node in ast.parse(Path(spec.origin).read_text(encoding='utf-8')).body:
         target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
-        if not isinstance(target, ast.Name): continue
-        name, v = target.id, node.value
-        if name == 'MODELS' and isinstance(v, ast.Dict): out[name] = tuple(ast.literal_eval(k) for k in v.keys)
-        elif name in _MODEL_CONSTANTS[1:]: out[name] = ast.literal_eval(v)
+        if not isinstance(target, ast.Name) or target.id not in names: continue
+        v = node.value
+        if isinstance(v, ast.Call) and getattr(v.func, 'id', None) == 'dict':  # dict(a=1, ...)
+            out[target.id] = {k.arg: ast.literal_eval(k.value) for k in v.keywords}
+        elif isinstance(v, ast.Dict) and not all(isinstance(x, ast.Constant) for x in v.values):
+            out[target.id] = tuple(ast.literal_eval(k) for k in v.keys)  # MODELS: name -> builder
+        else: out[target.id] = ast.literal_eval(v)
     return out
 
+@lru_cache(maxsize=1)
+def _model_source() -> dict:
+    "The constants of mvgg19_nb/model.py read from its source with `ast` (MODELS: its keys); {} without a source file."
+    return _source_constants('mvgg19_nb.model', _MODEL_CONSTANTS)
+
 def model_constants() -> dict:
-    "MODELS (the names), PREPROCESSING, MIN_SIZE and VGG19_NOTOP_URL of mvgg19_nb.model; imports Keras only if it must."
+    "MODELS (names), PREPROCESSING, MIN_SIZE, VGG19_NOTOP_URL, VGG19_CONVS of mvgg19_nb.model; Keras only if it must."
     m = sys.modules.get('mvgg19_nb.model')
     if m is None and set(_model_source()) == set(_MODEL_CONSTANTS): return dict(_model_source())
     if m is None: import mvgg19_nb.model as m  # no source to read (a compiled install): import it after all
-    return dict(MODELS=tuple(m.MODELS), PREPROCESSING=tuple(m.PREPROCESSING), MIN_SIZE=m.MIN_SIZE,
-                VGG19_NOTOP_URL=m.VGG19_NOTOP_URL)
+    return {k: tuple(getattr(m, k)) if k in ('MODELS', 'PREPROCESSING') else getattr(m, k) for k in _MODEL_CONSTANTS}
+
+@lru_cache(maxsize=1)
+def _augment_source() -> dict: return _source_constants('mvgg19_nb.augment', ('AUGMENT_DEFAULTS',))
+
+def augment_defaults() -> dict:
+    "`mvgg19_nb.augment.AUGMENT_DEFAULTS`, the settings `augment=` may change, read as `model_constants` reads its own."
+    m = sys.modules.get('mvgg19_nb.augment')
+    if m is None and _augment_source(): return dict(_augment_source()['AUGMENT_DEFAULTS'])
+    if m is None: import mvgg19_nb.augment as m
+    return dict(m.AUGMENT_DEFAULTS)
 
 # %% ../nbs/12_params.ipynb #f637cbe1
 def _integer(v, low: int) -> int:
@@ -133,16 +164,29 @@ def _workers(v, ds=None): return None if v is None else _integer(v, 1)
                   'loss before a fold stops (its best epoch kept); needs val_split > 0')
 def _patience(v, ds=None): return None if v is None else _integer(v, 1)
 
+@rule('num_classes', 'an integer >= 2: the classes a model tells apart')
+def _num_classes(v, ds=None): return _integer(v, 2)
+
+@rule('dense_units', "an integer >= 1: the width of the head's dense layer (the paper: 2500)")
+def _dense_units(v, ds=None): return _integer(v, 1)
+
 # %% ../nbs/12_params.ipynb #63d820d8
 @rule('folds', 'an integer >= 2, and at most the number of images of the smallest class')
 def _folds(v, ds=None): return _integer(v, 2)
 
 # %% ../nbs/12_params.ipynb #25a87974
-@rule('val_split', 'a number with 0 <= val_split < 1: the share of each training fold held out for the curves')
-def _val_split(v, ds=None):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
-        raise Problem('use a number with 0 <= val_split < 1')
-    return float(v)
+def _fraction(name: str):
+    "The rule of a number `name` with 0 <= `name` < 1."
+    def check(v, ds=None):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
+            raise Problem(f'use a number with 0 <= {name} < 1')
+        return float(v)
+    return check
+
+for _name, _what in [('val_split', 'the share of each training fold held out for the curves'),
+                     ('dropout', "the dropout rate of the model's head (the paper: 0.5)"),
+                     ('bd_dropout', 'the dropout rate of each BD branch (the paper: 0.5)')]:
+    rule(_name, f'a number with 0 <= {_name} < 1: {_what}')(_fraction(_name))
 
 # %% ../nbs/12_params.ipynb #12795af6
 @rule('input_size', 'two integers >= 32, [height, width] (one integer: a square)')
@@ -165,6 +209,28 @@ def _models(v, ds=None):
     if unknown: raise Problem(f"unknown model{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; {allowed}")
     twice = list(dict.fromkeys(m for m in v if v.count(m) > 1))
     if twice: raise Problem(f"{', '.join(map(repr, twice))} named more than once; {allowed}")
+    return list(v)
+
+def vgg19_layers() -> list:
+    "The names of VGG19's layers without its top, in order: `block1_conv1` ... `block5_pool`."
+    return [n for b, k in enumerate(model_constants()['VGG19_CONVS'], 1)
+            for n in [*(f'block{b}_conv{i}' for i in range(1, k + 1)), f'block{b}_pool']]
+
+_POOLS = tuple(f'block{b}_pool' for b in range(1, 6))
+
+@rule('trunk', "a VGG19 layer name, e.g. 'block5_pool' (the paper): where the trunk ends")
+def _trunk(v, ds=None):
+    if not isinstance(v, str) or v not in vgg19_layers(): raise Problem(f"use a VGG19 layer: {', '.join(_POOLS)}, "
+                                                                         "or a convolution such as 'block4_conv4'")
+    return v
+
+@rule('branches', "a list of distinct VGG19 layers before the trunk (the paper: block2_pool, block3_pool, block4_pool)")
+def _branches(v, ds=None):
+    allowed = f"use a list of distinct VGG19 layers before the trunk, e.g. {list(_POOLS[1:4])}"
+    if isinstance(v, str) or not isinstance(v, (list, tuple)): raise Problem(allowed)
+    unknown = [b for b in v if not isinstance(b, str) or b not in vgg19_layers()]
+    if unknown: raise Problem(f"not VGG19 layers: {', '.join(map(repr, unknown))}; {allowed}")
+    if len(set(v)) < len(v): raise Problem(f"a layer named twice; {allowed}")
     return list(v)
 
 # %% ../nbs/12_params.ipynb #74d15ec9
@@ -194,6 +260,9 @@ def _bn_stats(v, ds=None): return _one_of(v, BN_STATS)
 def _standardize_trunk(v, ds=None):
     if not isinstance(v, bool): raise Problem(f"use True or False, not {v!r}")
     return v
+
+@rule('finetune_from', "'block1' to 'block5': the first block that freeze='finetune' trains")
+def _finetune_from(v, ds=None): return _one_of(v, tuple(f'block{b}' for b in range(1, 6)))
 
 # %% ../nbs/12_params.ipynb #4a00f2a2
 @rule('max_images', 'None (every image) or an integer >= 2 per class: a stratified sample for quick runs')
@@ -229,11 +298,43 @@ def _weights(v, ds=None):
     if not is_hdf5(p): raise Problem(f"not an HDF5 weights file; {valid}")
     return str(p)
 
+def _folder(v, ds=None):
+    "A folder path that exists as a folder or can be made (nothing but folders on its way); `v` unchanged."
+    if not isinstance(v, (str, os.PathLike)) or not str(v): raise Problem('use a folder path (a string)')
+    p = Path(v).expanduser()
+    while not p.exists() and p != p.parent: p = p.parent  # the nearest part that exists
+    if p.exists() and not p.is_dir():
+        raise Problem(f"{str(p)!r} is {'a file, ' * p.is_file()}not a folder; choose another")
+    return v
+
+rule('out_dir', 'a folder (made if missing): where cross_validate keeps its run folders')(_folder)
+
+@rule('cache_dir', 'None (the default place) or a folder (made if missing): the feature cache')
+def _cache_dir(v, ds=None): return None if v is None else _folder(v)
+
 # %% ../nbs/12_params.ipynb #e3010b14
+_real = lambda v, low, high: isinstance(v, numbers.Real) and not isinstance(v, bool) and low <= v <= high
+FLIPS, FILL_MODES = ('horizontal', 'vertical', 'horizontal_and_vertical'), ('reflect', 'wrap', 'constant', 'nearest')
+AUGMENT_SETTINGS = {  # each setting of build_augmenter: (whether a value is valid, what it takes)
+    'noise_std': (lambda v: _real(v, 0, 255), 'a number from 0 to 255 (pixel units)'),
+    'rotation': (lambda v: _real(v, 0, 1), 'a number from 0 to 1 (a fraction of a full turn)'),
+    'flip': (lambda v: v is None or v is False or v in FLIPS, f"None or one of {', '.join(map(repr, FLIPS))}"),
+    'height_shift': (lambda v: _real(v, 0, 1), 'a number from 0 to 1 (a fraction of the height)'),
+    'width_shift': (lambda v: _real(v, 0, 1), 'a number from 0 to 1 (a fraction of the width)'),
+    'fill_mode': (lambda v: isinstance(v, str) and v in FILL_MODES, f"one of {', '.join(map(repr, FILL_MODES))}")}
+
 @rule('augment', 'True or None (the default augmentations), False (none) or a dict of build_augmenter settings')
 def _augment(v, ds=None):
-    if v is None or isinstance(v, bool) or (isinstance(v, dict) and all(isinstance(k, str) for k in v)): return v
-    raise Problem('use True or None (the default augmentations), False (none) or a dict of build_augmenter settings')
+    if v is None or isinstance(v, bool): return v
+    if not isinstance(v, dict):
+        raise Problem('use True or None (the default augmentations), False (none) or a dict of build_augmenter '
+                      'settings')
+    names = list(augment_defaults())
+    for k, x in v.items():
+        if k not in names: raise Problem(f"unknown setting {k!r}; use {', '.join(names)}")
+        ok, what = AUGMENT_SETTINGS[k]
+        if not ok(x): raise Problem(f"{k}={x!r}: use {what}")
+    return v
 
 @rule('check_augmentation', "'auto' (where a model is more than 2 points below its linear probe), True or False")
 def _check_augmentation(v, ds=None):

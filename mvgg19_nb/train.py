@@ -14,7 +14,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
 from .features import (
     build_cached_head, extract_features, transfer_head, content_digest, _remove_orphans)
-from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_model, with_classes
+from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_model, check_model_params, with_classes
 from .heads import (
     FoldStack, compile_head, compile_stack, fit_cached_head, fit_cached_heads, precise_bn_stats, predict_heads,
     standardize_inputs)
@@ -22,11 +22,12 @@ from .images import cpu_cores, write_atomic
 from .runs import WRITING, check_fold, fold_file, probes_key, read_baselines, reuse_fold, run_lock, save_fold
 from .augment import AUGMENT_DEFAULTS, build_augmenter
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
-from .params import check_params, resolve_epochs
+from .params import ParameterError, check_params, resolve_epochs
 
 # %% auto #0
 __all__ = ['HEAD_KEYS', 'BASELINES', 'STACKED_WORKERS', 'BACKENDS', 'HEADS', 'duplicate_groups', 'make_folds', 'split_validation',
-           'probe_features', 'compute_baselines', 'CVResult', 'default_workers', 'cross_validate', 'train_final_model']
+           'check_model_kwargs', 'probe_features', 'compute_baselines', 'CVResult', 'default_workers', 'cross_validate',
+           'train_final_model']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -56,6 +57,16 @@ def split_validation(idx, labels, groups, val_split=0.1, seed=0):
 
 # %% ../nbs/05_train.ipynb #f23875b2
 HEAD_KEYS = ('dense_units', 'dense_activation', 'dropout', 'bd_dropout', 'standardize_trunk')
+
+def check_model_kwargs(num_classes, model_kwargs, input_size, weights, extra=(), **backbone):
+    "Refuse (`ParameterError`) `model_kwargs` other than None or a dict the models take, with values they take."
+    known = (*HEAD_KEYS, 'branches', 'trunk', *extra)
+    kw = {} if model_kwargs is None else model_kwargs
+    if not isinstance(kw, dict) or set(kw) - set(known):
+        raise ParameterError(f"model_kwargs={model_kwargs!r}: use None or a dict of {', '.join(known)}")
+    rest = {k: v for k, v in kw.items() if k not in ('branches', 'trunk')}
+    check_model_params(num_classes, input_size, weights, kw.get('branches', PAPER_BRANCHES),
+                       kw.get('trunk', 'block5_pool'), **rest, **backbone)
 
 _HEADS = {}  # this process's compiled heads, reused by later folds: tracing a new head's functions costs seconds a fold
 
@@ -316,13 +327,18 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
     'serial' (this process) or 'ray' (`mvgg19_nb.cluster`, one fold per task, so per fold). Neither changes results
     beyond float32 rounding, nor which folds a rerun reuses.
     Every parameter is checked (`check_params`) before any work."""
-    if heads not in HEADS: raise ValueError(f"heads={heads!r}: use one of {', '.join(map(repr, HEADS))}")
-    if backend not in BACKENDS: raise ValueError(f"backend={backend!r}: use one of {', '.join(map(repr, BACKENDS))}")
+    if not isinstance(ds, Dataset): raise ParameterError(f"ds={ds!r}: pass a Dataset (mvgg19_nb.data.load_dataset)")
+    if heads not in HEADS: raise ParameterError(f"heads={heads!r}: use one of {', '.join(map(repr, HEADS))}")
+    if backend not in BACKENDS:
+        raise ParameterError(f"backend={backend!r}: use one of {', '.join(map(repr, BACKENDS))}")
+    if cached not in (None, True, False): raise ParameterError(f"cached={cached!r}: use None, True or False")
     if backend == 'ray': _ray_runner()  # missing: say so now, not after the extraction
     p = check_params(models=models, folds=folds, epochs=epochs, batch_size=batch_size, val_split=val_split, views=views,
                      input_size=input_size, freeze=freeze, preprocessing=preprocessing, weights=weights, seed=seed,
                      workers=workers, augment=augment, precision=precision, bn_stats=bn_stats, patience=patience,
-                     dataset=ds)
+                     out_dir=out_dir, cache_dir=cache_dir, dataset=ds)
+    check_model_kwargs(len(ds.classes), model_kwargs, p['input_size'], p['weights'], ('finetune_from',),
+                       freeze=p['freeze'], preprocessing=p['preprocessing'], seed=p['seed'])
     models, folds, epochs, batch_size, val_split, views, freeze, preprocessing = (p[k] for k in (
         'models', 'folds', 'epochs', 'batch_size', 'val_split', 'views', 'freeze', 'preprocessing'))
     weights, seed, workers, precision, bn_stats, patience = (p[k] for k in ('weights', 'seed', 'workers', 'precision',
@@ -428,10 +444,15 @@ def train_final_model(ds, model='mvgg19', input_size=DEFAULT_INPUT_SIZE, epochs=
     """Train `model`'s head on all of `ds` through the feature cache and put it back on its backbone.
     Returns the full model (raw RGB in, probabilities out) carrying `ds.classes`; `model_kwargs`, `bn_stats` and
     `precision` as in `cross_validate`."""
+    if not isinstance(ds, Dataset): raise ParameterError(f"ds={ds!r}: pass a Dataset (mvgg19_nb.data.load_dataset)")
+    p = check_params(models=model, input_size=input_size, epochs=epochs, weights=weights, batch_size=batch_size,
+                     views=views, augment=augment, preprocessing=preprocessing, seed=seed, cache_dir=cache_dir,
+                     bn_stats=bn_stats, precision=precision, dataset=ds)
+    if not isinstance(model, str): raise ParameterError(f"model={model!r}: name one model, 'mvgg19' or 'vgg19'")
+    check_model_kwargs(len(ds.classes), model_kwargs, p['input_size'], p['weights'], preprocessing=p['preprocessing'],
+                       seed=p['seed'])
     kw = dict(model_kwargs or {})
     branches, trunk = tuple(kw.pop('branches', PAPER_BRANCHES)), kw.pop('trunk', 'block5_pool')
-    if set(kw) - set(HEAD_KEYS):
-        raise ValueError(f"unknown model_kwargs {sorted(set(kw) - set(HEAD_KEYS))}; use branches, trunk or {HEAD_KEYS}")
     views = views if (augment is not False and views) else 1
     labels = np.asarray(ds.labels)
     with tempfile.TemporaryDirectory(prefix='mvgg19_final_') as tmp:

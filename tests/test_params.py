@@ -112,8 +112,9 @@ def test_workers():
 def test_augment():
     for good in (True, False, None, {'noise_std': 5}):
         assert check_params(augment=good)['augment'] == good
-    for bad in ('yes', 1, {1: 2}):
+    for bad in ('yes', 1):
         fails(f'augment={bad!r}: use True or None (the default augmentations), False (none) or a dict', augment=bad)
+    fails("augment={1: 2}: unknown setting 1; use noise_std, rotation", augment={1: 2})  # names checked (chapter 2)
 
 
 def test_positive_class():
@@ -136,14 +137,14 @@ def test_every_problem_at_once_and_unknown_names_pass():
         check_params(models='resnet50', epochs=0, batch_size=0, val_split=1.5, views=0, cache_dir='x',
                      anything=object())
     assert [p.split('=')[0] for p in e.value.problems] == ['models', 'epochs', 'batch_size', 'val_split', 'views']
-    assert check_params(cache_dir='x', out_dir=None) == {'cache_dir': 'x', 'out_dir': None}
+    assert check_params(note='x', other=None) == {'note': 'x', 'other': None}
     assert isinstance(e.value, ValueError)
 
 
 def test_model_constants_match_the_model_module():
     import mvgg19_nb.model as m
     assert _model_source() == dict(MODELS=tuple(m.MODELS), PREPROCESSING=tuple(m.PREPROCESSING), MIN_SIZE=m.MIN_SIZE,
-                                   VGG19_NOTOP_URL=m.VGG19_NOTOP_URL)
+                                   VGG19_NOTOP_URL=m.VGG19_NOTOP_URL, VGG19_CONVS=m.VGG19_CONVS)
     assert set(ALLOWED) >= {'models', 'folds', 'epochs', 'batch_size', 'val_split', 'views', 'input_size', 'freeze',
                             'preprocessing', 'max_images', 'weights', 'seed', 'workers', 'augment', 'precision',
                             'bn_stats', 'positive_class'}
