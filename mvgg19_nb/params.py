@@ -388,6 +388,13 @@ def check_model_file(path) -> Path:
     if why: raise ParameterError(f"not a Keras model file: {p} ({why}); save one with mvgg19_nb.predict.save_model")
     return p
 
+# %% ../nbs/12_params.ipynb #2384622f
+@rule('accept_label_conflicts', "False (a run stops when the audit finds one image under two classes, naming them) "
+                                "or True (it runs with them, knowingly)")
+def _accept_label_conflicts(v, ds=None):
+    if not isinstance(v, bool): raise Problem(f"use True or False, not {v!r}")
+    return v
+
 # %% ../nbs/12_params.ipynb #f1ee2490
 from dataclasses import dataclass
 
@@ -482,10 +489,3 @@ def parse_value(text: str, name: str|None = None):
     if name in TEXT_PARAMS or not text.strip(): return text
     try: return read_yaml(text)
     except yaml.YAMLError: return text
-
-# %% ../nbs/12_params.ipynb #2384622f
-@rule('accept_label_conflicts', "False (a run stops when the audit finds one image under two classes, naming them) "
-                                "or True (it runs with them, knowingly)")
-def _accept_label_conflicts(v, ds=None):
-    if not isinstance(v, bool): raise Problem(f"use True or False, not {v!r}")
-    return v
