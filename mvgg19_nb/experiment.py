@@ -11,10 +11,10 @@ from .params import AUTO_EPOCHS, run_defaults
 
 # %% auto #0
 __all__ = ['DATASET_KEYS', 'DATASET_NAMES', 'INPUT_SIZES', 'METRICS', 'BASELINE_NAMES', 'MODEL_NAMES', 'PAPER_TABLE1',
-           'PAPER_TABLE2', 'PAPER', 'EXPERIMENT_DEFAULTS', 'BACKEND_LOG', 'PROGRESS_ENV', 'RESULTS_ENV', 'STATES',
-           'repo_root', 'template_path', 'default_input_size', 'experiment_params', 'rerun_command', 'weights_banner',
-           'protocol_text', 'training_note', 'audit_findings', 'progress_to_terminal', 'results_file', 'unfinished',
-           'run_experiment']
+           'PAPER_TABLE2', 'PAPER', 'EXPERIMENT_DEFAULTS', 'HEADLINE', 'BACKEND_LOG', 'PROGRESS_ENV', 'RESULTS_ENV',
+           'STATES', 'repo_root', 'template_path', 'default_input_size', 'experiment_params', 'rerun_command',
+           'weights_banner', 'protocol_text', 'training_note', 'headline_table', 'plot_headline', 'audit_findings',
+           'progress_to_terminal', 'results_file', 'unfinished', 'run_experiment']
 
 # %% ../nbs/08_experiment.ipynb #593c644f
 # the paper's order; its Bridge row twice: SDNET2018, which the paper names, and DBCC, which the authors' code reads
@@ -136,6 +136,43 @@ def training_note(res) -> str:
             "parameters" + (f", {n - reused} trained now" if reused < n else '')
             + f" ({fit:.0f} s of fold training in all)")
 
+# %% ../nbs/08_experiment.ipynb #eebb19a8
+HEADLINE = ('accuracy', 'balanced_accuracy', 'auc')  # the headline's metrics
+
+def _mean_std(res, name) -> dict:
+    "`{metric: (mean, std)}` in percent over the folds, for a model or a baseline of `res`."
+    m = res.metrics(name)
+    return {k: (100 * m[k].mean(), 100 * m[k].std()) for k in HEADLINE}
+
+def headline_table(res, dataset):
+    "Each model beside the paper, then the baselines: `HEADLINE` metrics as 'mean ± std' (%), the paper's accuracy."
+    import pandas as pd
+    rows = {}
+    for name, label, paper in [*((m, MODEL_NAMES.get(m, m), PAPER.get(m, {}).get(dataset, {}).get('accuracy'))
+                                 for m in res.runs), *((b, BASELINE_NAMES[b], None) for b in res.baselines)]:
+        cells = {k.replace('_', ' '): f"{v:.2f} ± {s:.2f}" for k, (v, s) in _mean_std(res, name).items()}
+        rows[label] = {**cells, 'accuracy, paper': '-' if paper is None else f"{paper:.2f}"}
+    return pd.DataFrame(rows).T.rename_axis('%')
+
+def plot_headline(res, dataset):
+    "Accuracy (mean ± std over the folds) of each model and baseline as bars, the paper's accuracy as a mark."
+    import matplotlib.pyplot as plt
+    names = [*res.runs, *res.baselines]
+    stats = [_mean_std(res, n)['accuracy'] for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
+    y = range(len(names))[::-1]
+    ax.barh(list(y), [m for m, _ in stats], xerr=[s for _, s in stats], capsize=3,
+            color=['C0' if n in res.runs else 'C7' for n in names])
+    for yi, n in zip(y, names):
+        paper = PAPER.get(n, {}).get(dataset, {}).get('accuracy')
+        if paper is not None: ax.plot(paper, yi, 'k|', markersize=18, mew=2.5)
+    ax.set_yticks(list(y), [MODEL_NAMES.get(n, BASELINE_NAMES.get(n, n)) for n in names])
+    low = min(m - s for m, s in stats)
+    ax.set(xlabel='accuracy (%); black mark: the paper', xlim=(max(0, low - 5), 100),
+           title=f"{DATASET_NAMES.get(dataset, dataset)}: accuracy over the folds")
+    fig.tight_layout()
+    return fig
+
 # %% ../nbs/08_experiment.ipynb #5c62fda9
 def audit_findings(aud, accept_label_conflicts=False, show=3) -> str:
     "Print what the audit `aud` found unless it is clean; `DataError` on label conflicts unless accepted. The line."
@@ -171,9 +208,12 @@ def _strip_backend_logs(nb):
     return nb
 
 def _retitle(path, dataset):
-    "Give the executed notebook at `path` the dataset's title (its first markdown heading), without backend logs."
+    "Give the executed notebook at `path` the dataset's title, no backend logs, its parameters behind a toggle."
     import nbformat
     nb = _strip_backend_logs(nbformat.read(str(path), as_version=4))
+    for c in nb.cells:  # papermill's cell of this run's parameters: behind a toggle, as the template's code is
+        if 'injected-parameters' in c.metadata.get('tags', []) and 'hide-input' not in c.metadata.tags:
+            c.metadata.tags.append('hide-input')
     for c in nb.cells:
         if c.cell_type == 'markdown' and c.source.lstrip().startswith('# '):
             rest = c.source.lstrip().split('\n', 1)
