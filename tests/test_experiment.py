@@ -177,7 +177,8 @@ def test_template_run(tmp_path):
     nb = nbformat.read(str(out), as_version=4)
     md = '\n'.join(c.source for c in nb.cells if c.cell_type == 'markdown')
     assert md.startswith('# Results: Magnetic')
-    for h in ('## Provenance', '## Data', '### Samples', '### Augmentation', '## Cross-validation', '### Metrics',
+    assert md.index('## Result') < md.index('## Data') < md.index('## Run details: parameters and provenance')
+    for h in ('## Result', '## Run details: parameters and provenance', '## Data', '### Samples', '### Augmentation', '## Cross-validation', '### Metrics',
               '### Baselines', '### Augmentation check', '### Training curves', '### ROC curves',
               '### Confusion matrices', '## Results file'):
         assert h in md, h
