@@ -175,7 +175,10 @@ def public_names(mod) -> list[str]:
     return [n for n in getattr(mod, '__all__', []) if not is_internal(mod.__name__, n)]
 
 
-def _label(mod, name) -> str: return f"api-{mod.__name__.rsplit('.', 1)[-1]}-{name}".lower()
+def _label(mod, name) -> str:
+    "The MyST label of entry `name` of `mod` (`api-model-build_mvgg19`); a class's ends in `-class` (`Audit`, `audit`)."
+    kind = '-class' if inspect.isclass(getattr(mod, name, None)) else ''
+    return f"api-{mod.__name__.rsplit('.', 1)[-1]}-{name}{kind}".lower()
 
 
 def _cell(v) -> str:
@@ -247,14 +250,14 @@ def api_markdown(package_name: str = PACKAGE, root=None) -> str:
     "The API reference page (MyST Markdown) of the package `package_name`, its chapters in the order of `root`'s toc."
     root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
     package = importlib.import_module(package_name)
-    internal = ', '.join(f'`{m}.{n}`' for m, ns in INTERNAL.items() for n in ns)
     intro = (f'The public API of `{package_name}`: what a module exports (its `__all__`), with its signature, '
-             'docstring and a table of its parameters (annotation, default and the comment beside each, as '
-             "fastcore's `docments` reads them), grouped by chapter in the book's order; each chapter shows the code in "
-             'use, with its examples and tests. Left out, as internals: the functions behind the subcommands of '
-             f'`mvgg19` (`cmd_*`), the helpers of its `main` and the test fixtures ({internal}), listed in '
-             '`INTERNAL` in `book/_ext/api_reference.py`. This page is generated from the package when the book is '
-             'built: do not edit it by hand.')
+             'docstring and a table of its parameters (type, default and the comment beside each, as fastcore\'s '
+             '`docments` reads them), under the title of its chapter, in the book\'s order; each chapter shows the code '
+             'in use, with its examples and tests. Left out, as internals: the test fixtures of `images` '
+             '(`make_image`, `write_layout`), the functions behind the subcommands of `mvgg19` (`cmd_*`) and the '
+             'helpers of its `main` and of `mvgg19 sweep` (`check_run`, `PATH_NOTES`, ...): every `cmd_*` function '
+             'and the names in `INTERNAL` in `book/_ext/api_reference.py`. This page is generated from the package '
+             'when the book is built: do not edit it by hand.')
     lines = ['# API reference', '', *textwrap.wrap(intro, 116), '']
     mods = _modules(package)
     by_name = {mod.__name__: mod for _, mod in mods}
