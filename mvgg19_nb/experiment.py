@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib, json, os, re, shlex, sys, tempfile, threading, time
 from pathlib import Path
 import mvgg19_nb
-from .params import AUTO_EPOCHS
+from .params import AUTO_EPOCHS, run_defaults
 
 # %% auto #0
 __all__ = ['DATASET_KEYS', 'DATASET_NAMES', 'INPUT_SIZES', 'METRICS', 'BASELINE_NAMES', 'MODEL_NAMES', 'PAPER_TABLE1',
@@ -43,14 +43,7 @@ for _t in (PAPER_TABLE1, PAPER_TABLE2): _t['bridge_dbcc'] = _t['sdnet2018']  # t
 PAPER = {'mvgg19': PAPER_TABLE1, 'vgg19': PAPER_TABLE2}
 
 # %% ../nbs/08_experiment.ipynb #faaa5fa2
-EXPERIMENT_DEFAULTS = dict(dataset='magnetic_tile', data_root=None, models=['vgg19', 'mvgg19'], weights=None,
-                           freeze='frozen', input_size=[120, 120], folds=10, epochs='auto', batch_size=32, augment=True,
-                           views=4, seed=0, max_images=None, sample_reason=None,
-                           preprocessing='vgg', val_split=0.1, bn_stats='precise',
-                           precision='float32', standardize_trunk=True, positive_class=None, accept_label_conflicts=False,
-                           check_augmentation='auto',
-                           cache_dir='.cache/features', runs_dir='.cache/runs',
-                           output_dir='book/results')  # as in the template's `parameters` cell
+EXPERIMENT_DEFAULTS = run_defaults()  # the run specification's (mvgg19_nb.params.RUN_SPEC), the template's order
 
 def repo_root() -> Path:
     "The source checkout this package is installed from (editable install): the folder holding `nbs/`."

@@ -11,9 +11,10 @@ from .data import DATASETS, DataError, Dataset, check_folds, with_positive_class
 
 # %% auto #0
 __all__ = ['ALLOWED', 'RULES', 'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'BN_STATS', 'HDF5_SIGNATURE', 'FLIPS', 'FILL_MODES',
-           'AUGMENT_SETTINGS', 'TEXT_PARAMS', 'ParameterError', 'Problem', 'rule', 'check_params', 'model_constants',
-           'augment_defaults', 'resolve_epochs', 'vgg19_layers', 'is_hdf5', 'dataset_key', 'check_model_file',
-           'read_yaml', 'parse_value']
+           'AUGMENT_SETTINGS', 'ROLES', 'RUN_SPEC', 'SPEC', 'TEXT_PARAMS', 'ParameterError', 'Problem', 'rule',
+           'check_params', 'model_constants', 'augment_defaults', 'resolve_epochs', 'vgg19_layers', 'is_hdf5',
+           'dataset_key', 'check_model_file', 'Param', 'run_defaults', 'names', 'template_source', 'read_yaml',
+           'parse_value']
 
 # %% ../nbs/12_params.ipynb #e0c0c899
 class ParameterError(ValueError):
@@ -387,8 +388,78 @@ def check_model_file(path) -> Path:
     if why: raise ParameterError(f"not a Keras model file: {p} ({why}); save one with mvgg19_nb.predict.save_model")
     return p
 
+# %% ../nbs/12_params.ipynb #2384622f
+@rule('accept_label_conflicts', "False (a run stops when the audit finds one image under two classes, naming them) "
+                                "or True (it runs with them, knowingly)")
+def _accept_label_conflicts(v, ds=None):
+    if not isinstance(v, bool): raise Problem(f"use True or False, not {v!r}")
+    return v
+
+# %% ../nbs/12_params.ipynb #f1ee2490
+from dataclasses import dataclass
+
+@dataclass(frozen=True)
+class Param:
+    "One run parameter: its name, default, role (`ROLES`), one line of documentation, and whether it is text."
+    name: str
+    default: object
+    role: str
+    doc: str
+    text: bool = False  # typed on a command line as it is (a path, a class name, a sentence), never read as YAML
+
+ROLES = ('data', 'recipe', 'cv', 'report', 'location')
+RUN_SPEC = tuple(Param(*a) for a in [  # the template's order
+    ('dataset', 'magnetic_tile', 'data', 'a key of mvgg19_nb.data.DATASETS', True),
+    ('data_root', None, 'data', "the dataset's folder; None: $MVGG19_DATA/<dataset> or ../shared/datasets/<dataset>",
+     True),
+    ('models', ['vgg19', 'mvgg19'], 'cv', "the models to cross-validate, on the same folds: 'vgg19' (baseline) and/or "
+     "'mvgg19'"),
+    ('weights', None, 'recipe', 'None: seeded random backbone (ImageNet weights cannot be downloaded where the book is '
+     "built); 'imagenet' or a .h5 file", True),
+    ('freeze', 'frozen', 'recipe', "'frozen' (paper), 'finetune' or 'scratch'"),
+    ('input_size', [120, 120], 'recipe', "(height, width); `mvgg19 run` uses the authors' size for each dataset"),
+    ('folds', 10, 'cv', "cross-validation folds (the paper: 10); at most the smallest class's number of images"),
+    ('epochs', 'auto', 'recipe', "each fold's head: 'auto' (at least 3000 training steps, 15 to 200 epochs) or a "
+     "number (the authors' code: 15)"),
+    ('batch_size', 32, 'recipe', "images per training step (the authors' code: 32)"),
+    ('augment', True, 'recipe', 'True: the default augmentations, False: none, or a dict of build_augmenter settings'),
+    ('views', 4, 'recipe', 'cached views per image (the original + augmented ones)'),
+    ('seed', 0, 'recipe', 'seeds the folds, the augmentations, the random backbone and the heads'),
+    ('max_images', None, 'data', 'cap for quick runs: a stratified sample of at most this many images'),
+    ('sample_reason', None, 'report', 'with max_images: why this run uses a sample, said at the top of the page', True),
+    ('preprocessing', 'vgg', 'recipe', "'vgg' (caffe), 'unit' or 'unit_bgr' (the authors' code)"),
+    ('val_split', 0.1, 'cv', 'share of each training fold held out for the validation curves (0: none)'),
+    ('bn_stats', 'precise', 'recipe', "'precise': BatchNorm statistics recomputed on the training images after "
+     "training; 'ema': Keras's moving averages (the authors')"),
+    ('precision', 'float32', 'recipe', "backbone arithmetic for the features: 'float32', 'bfloat16', or 'auto' "
+     "(bfloat16 where the hardware has it)"),
+    ('standardize_trunk', True, 'recipe', "True: the trunk's pooled features standardised on the training images "
+     "(ours); False: the paper's head"),
+    ('positive_class', None, 'data', "binary data: the defective class; None: the built-in datasets' own, else "
+     'guessed from the class names', True),
+    ('accept_label_conflicts', False, 'data', 'True: run although the audit finds one image under two classes (else '
+     'the run stops, naming them)'),
+    ('check_augmentation', 'auto', 'cv', "rerun the heads without augmentation: 'auto' where a model is > 2 points "
+     'below its linear probe, True, False'),
+    ('cache_dir', '.cache/features', 'location', 'the feature cache (backbone outputs per image and view)', True),
+    ('runs_dir', '.cache/runs', 'location', 'finished folds, reused by a rerun with the same parameters', True),
+    ('output_dir', 'book/results', 'location', 'where the executed notebook and <dataset>.json go', True)])
+SPEC = {p.name: p for p in RUN_SPEC}
+
+def run_defaults() -> dict:
+    "`{name: default}` of every run parameter, in the template's order (fresh lists: safe to change)."
+    return {p.name: (list(p.default) if isinstance(p.default, list) else p.default) for p in RUN_SPEC}
+
+def names(*roles) -> tuple:
+    "The run parameters of the given roles, in the template's order."
+    return tuple(p.name for p in RUN_SPEC if p.role in roles)
+
+def template_source() -> str:
+    "The template's `parameters` cell, as the specification writes it: `name = default  # doc`, one line each."
+    return '\n'.join(f"{p.name} = {p.default!r}  # {p.doc}" for p in RUN_SPEC)
+
 # %% ../nbs/12_params.ipynb #d65499b2
-TEXT_PARAMS = ('data_root', 'output_dir', 'runs_dir', 'cache_dir', 'weights', 'positive_class', 'sample_reason')
+TEXT_PARAMS = tuple(p.name for p in RUN_SPEC if p.text)  # paths, class names, sentences: never YAML
 
 @lru_cache(maxsize=1)
 def _yaml12():
@@ -418,10 +489,3 @@ def parse_value(text: str, name: str|None = None):
     if name in TEXT_PARAMS or not text.strip(): return text
     try: return read_yaml(text)
     except yaml.YAMLError: return text
-
-# %% ../nbs/12_params.ipynb #2384622f
-@rule('accept_label_conflicts', "False (a run stops when the audit finds one image under two classes, naming them) "
-                                "or True (it runs with them, knowingly)")
-def _accept_label_conflicts(v, ds=None):
-    if not isinstance(v, bool): raise Problem(f"use True or False, not {v!r}")
-    return v

@@ -63,7 +63,11 @@ def check_page(d, page: Path, site: Path) -> list:
     state = d.execute_script(PAGE_STATE)
     rel, out = page.relative_to(site), []
     for entry in d.get_log('browser'):
-        if entry.get('level') == 'SEVERE': out.append(f"{rel}: JavaScript error: {entry['message'][:160]}")
+        if entry.get('level') != 'SEVERE': continue
+        msg = entry['message']
+        if entry.get('source') == 'network':  # a file the page asks for is missing (images: said below, by name)
+            if not any(src and src in msg for src in state['broken']): out.append(f"{rel}: not loaded: {msg[:160]}")
+        else: out.append(f"{rel}: JavaScript error: {msg[:160]}")
     out += [f"{rel}: image not loaded: {src}" for src in state['broken']]
     out += [f"{rel}: maths not typeset: {m!r}" for m in state['maths']]
     out += [f"{rel}: table wider than the main column, not in a scrolling box: {t!r}" for t in state['wide']]

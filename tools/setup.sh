@@ -14,6 +14,17 @@ if ! command -v dot >/dev/null; then
          "'sudo apt-get install graphviz') to draw the model diagram of nbs/03_model.ipynb; it prints a note without it"
   fi
 fi
+# Debian's Chromium and its driver: the book's browser check (tools/browser_check.py, run by CI) opens every page.
+if ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium and chromium-driver (apt-get) for the book's browser check"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+        chromium-driver >/dev/null; } || echo "WARNING: apt-get could not install chromium: the browser check is skipped"
+  else
+    echo "NOTE: chromium and chromedriver are missing: install them (sudo apt-get install chromium chromium-driver) to" \
+         "run the book's browser check (tools/browser_check.py)"
+  fi
+fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
