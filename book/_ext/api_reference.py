@@ -1,5 +1,6 @@
-"""The book's API reference, `book/api.md`, generated from the package: each module's exported names (`__all__`), with
-their signatures and docstrings, in the order of the chapters.
+"""The book's API reference, `book/api.md`, generated from the package: a Start here section (`START_HERE`), then the
+public names of each module (its `__all__` less `INTERNAL` and the `cmd_*` functions) under its chapter's title, in
+the order of `_toc.yml`; each with its signature, docstring and a table of its parameters (fastcore's `docments`).
 
 Registered through `sphinx: local_extensions` in `_config.yml`: when a build starts (`config-inited`), the page is
 written from the `mvgg19_nb` of the checkout being built (imported from the source folder, not from wherever the
@@ -9,16 +10,36 @@ not).
 """
 from __future__ import annotations
 
-import importlib, inspect, pkgutil, re, sys, textwrap
+import importlib, inspect, json, pkgutil, re, sys, textwrap
 from pathlib import Path
 
-__all__ = ['api_markdown', 'write_api_page']
+from fastcore.docments import docments
+
+__all__ = ['INTERNAL', 'START_HERE', 'api_markdown', 'write_api_page', 'parameter_table', 'toc_files', 'is_internal',
+           'public_names']
 
 PACKAGE, PAGE = 'mvgg19_nb', Path('book')/'api.md'
 _CHAPTER = re.compile(r'File to edit: \.\./(nbs/[^\s]+)\.ipynb')  # the header nbdev_export writes in each module
 _CODE = re.compile(r'(`+)(.+?)\1', re.S)  # an inline code span (its content is shown as written)
 _SPECIAL = re.compile(r'([\\`*_{}\[\]<>#|$])')  # what Markdown/MyST could read as syntax outside code spans
 WIDTH = 100  # longer signatures get one parameter per line
+
+# Left out of the reference (with every `cmd_*` function): the test fixtures, and the command line's internals, the
+# helpers of `mvgg19`'s `main` and its subcommands (the command line is documented by `mvgg19 --help` and its chapter).
+INTERNAL = {
+    'images': ('make_image', 'write_layout'),  # test fixtures
+    'cli': ('PATH_PARAMS', 'PATH_NOTES', 'TRAIN_UNUSED', 'FIXES', 'resolve_paths', 'check_writable_dir',
+            'template_parameters', 'parameters_help', 'cv_metrics', 'find_datasets', 'check_run', 'summary_line',
+            'audit_line', 'check_model_path', 'check_images'),
+    'cluster': ('sweep_parser', 'sweep_main'),  # `mvgg19 sweep`: its parser and entry point
+}
+# The functions a reader starts with, in the order of use: `module.name`.
+START_HERE = ('model.build_mvgg19', 'data.load_dataset', 'train.cross_validate', 'train.train_final_model',
+              'predict.predict_files', 'predict.predict')
+START_INTRO = ('Build the model (`build_mvgg19`), load a dataset (`load_dataset`), cross-validate VGG19 and MVGG19 on '
+               'it as the paper does (`cross_validate`), train the model to keep on all of it (`train_final_model`), '
+               'then predict with it: on files and folders, into a CSV file (`predict_files`), or on images in memory '
+               '(`predict`).')
 
 
 class _Raw(str):
@@ -71,6 +92,7 @@ def _entry(name: str, obj, level='###') -> list[str]:
     else: code = [signature(name, obj)]
     lines = [f'{level} `{name}`', '', '```python', *code, '```', '']
     if _doc(obj): lines += [_text(_doc(obj)), '']
+    lines += parameter_table(obj)
     if inspect.isclass(obj):  # its own public methods that say what they do (not undocumented framework hooks)
         for m, member in vars(obj).items():
             fn = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
@@ -79,6 +101,7 @@ def _entry(name: str, obj, level='###') -> list[str]:
             elif isinstance(member, staticmethod): shown = fn
             else: shown = _without_self(fn)
             lines += ['```python', signature(f'{name}.{m}', shown), '```', '', _text(_doc(fn)), '']
+            lines += parameter_table(fn, skip_first=not isinstance(member, staticmethod))
     return lines
 
 
@@ -106,35 +129,152 @@ def _value(v) -> str:
 
 
 def _modules(package) -> list:
-    "The package's public modules in chapter order (the notebook each was exported from), with their chapter."
+    "The package's public modules, each with the chapter (notebook) it was exported from, in name order."
     found = []
     for info in pkgutil.iter_modules(package.__path__):
         if info.name.startswith('_'): continue
         mod = importlib.import_module(f'{package.__name__}.{info.name}')
         m = _CHAPTER.search(Path(inspect.getsourcefile(mod)).read_text(encoding='utf-8')[:2000])
         found.append((m.group(1) if m else None, mod))
-    return sorted(found, key=lambda cm: (cm[0] is None, cm[0] or '', cm[1].__name__))
+    return sorted(found, key=lambda cm: cm[1].__name__)
 
 
-def api_markdown(package_name: str = PACKAGE) -> str:
-    "The API reference page (MyST Markdown) of the installed or importable package `package_name`."
+def toc_files(root) -> list[str]:
+    "The book's pages (`nbs/03_model`, ...) in the order of `root/_toc.yml`: root first, then every `file:` entry."
+    import yaml
+    toc = yaml.safe_load((Path(root)/'_toc.yml').read_text(encoding='utf-8')) or {}
+    out = []
+    def walk(node):
+        if isinstance(node, dict):
+            for k in ('root', 'file'):
+                if isinstance(node.get(k), str): out.append(re.sub(r'\.(ipynb|md)$', '', node[k]))
+            for v in node.values(): walk(v)
+        elif isinstance(node, list):
+            for v in node: walk(v)
+    walk(toc)
+    return list(dict.fromkeys(out))
+
+
+def chapter_title(root, chapter) -> str:
+    "The first `# ` heading of the chapter's notebook (its title in the book); the chapter's name if it has none."
+    try: cells = json.loads((Path(root)/f'{chapter}.ipynb').read_text(encoding='utf-8'))['cells']
+    except (OSError, ValueError, KeyError): return Path(chapter).name
+    for c in cells:
+        src = ''.join(c.get('source', ''))
+        if c.get('cell_type') == 'markdown' and (m := re.search(r'^# +(.+?)\s*$', src, re.M)): return m.group(1)
+    return Path(chapter).name
+
+
+def is_internal(module: str, name: str) -> bool:
+    "Whether `module.name` is left out of the reference: a `cmd_*` function, or listed in `INTERNAL`."
+    return name.startswith('cmd_') or name in INTERNAL.get(module.rsplit('.', 1)[-1], ())
+
+
+def public_names(mod) -> list[str]:
+    "What the reference shows of `mod`: its `__all__`, in order, less what `is_internal`."
+    return [n for n in getattr(mod, '__all__', []) if not is_internal(mod.__name__, n)]
+
+
+def _label(mod, name) -> str:
+    "The MyST label of entry `name` of `mod` (`api-model-build_mvgg19`); a class's ends in `-class` (`Audit`, `audit`)."
+    kind = '-class' if inspect.isclass(getattr(mod, name, None)) else ''
+    return f"api-{mod.__name__.rsplit('.', 1)[-1]}-{name}{kind}".lower()
+
+
+def _cell(v) -> str:
+    "One table cell: no line breaks, `|` escaped (inside code spans too, as GFM tables want)."
+    return ' '.join(str(v).split()).replace('|', '\\|')
+
+
+_INFERRED = (bool, int, float, str, tuple, list, dict)  # a default's type shown as the type, as nbdev does
+
+
+def _annotation(p) -> str:
+    "A parameter's annotation as written, else the type of a simple default (as `docments` infers it); '' if neither."
+    if p.annotation is not p.empty: return inspect.formatannotation(_raw(p.annotation))
+    return type(p.default).__name__ if type(p.default) in _INFERRED else ''
+
+
+def described(doc: str, name: str) -> str:
+    """What a docstring says of parameter `name` where it has no comment: the clause "`name`: ..." that starts a
+    line, a sentence or follows "; ", up to the end of its sentence or the next such clause."""
+    m = re.search(rf'(?:^|(?<=[.;]) |\n)`{re.escape(name)}`: (.+?)(?=\.(?:\s|$)|; `\w+`: |$)', doc, re.S)
+    return ' '.join(m.group(1).split()).rstrip('.') + '.' if m else ''
+
+
+def parameter_table(obj, skip_first=False) -> list[str]:
+    """The lines of a Markdown table of `obj`'s parameters as nbdev renders docments: each parameter's type, default
+    and comment (`fastcore.docments`; where it has none, what the docstring says of it as "`name`: ..."), then what it
+    returns where that is annotated or commented."""
+    try: sig, docs = inspect.signature(obj), docments(obj, full=True)
+    except (TypeError, ValueError, OSError, SyntaxError): return []  # no signature or source to read
+    doc, rows = _doc(obj), []
+    for p in list(sig.parameters.values())[1 if skip_first else 0:]:
+        name = {p.VAR_POSITIONAL: '*', p.VAR_KEYWORD: '**'}.get(p.kind, '') + p.name
+        default = '' if p.default is p.empty else f'`{_value(p.default)}`'
+        anno, what = _annotation(p), (docs.get(p.name) or {}).get('docment') or described(doc, p.name)
+        rows.append((f'`{name}`', f'`{anno}`' if anno else '', default, _text(what)))
+    ret = docs.get('return') or {}
+    anno = '' if sig.return_annotation is sig.empty or inspect.isclass(obj) else inspect.formatannotation(
+        _raw(sig.return_annotation))
+    if anno or ret.get('docment'):
+        rows.append(('**returns**', f'`{anno}`' if anno else '', '', _text(ret.get('docment') or '')))
+    if not rows: return []
+    head = ['| Parameter | Type | Default | What it is |', '|:--|:--|:--|:--|']
+    return head + ['| ' + ' | '.join(_cell(c) for c in row) + ' |' for row in rows] + ['']
+
+
+def _entries(mod, names, level='###') -> list[str]:
+    "The entries of `names` of `mod`: functions and classes in turn, then its constants in one code block."
+    lines, consts = [], []
+    for n in names:
+        obj = getattr(mod, n)
+        if inspect.isclass(obj) or inspect.isfunction(obj) or inspect.isbuiltin(obj):
+            lines += [f'({_label(mod, n)})=', *_entry(n, obj, level)]
+        else: consts.append(f'{n} = {_value(obj)}')
+    if consts: lines += [f'{level} Constants of `{mod.__name__}`', '', '```python', *consts, '```', '']
+    return lines
+
+
+def _start_here(by_name) -> list[str]:
+    "The Start here section: the functions of `START_HERE`, from building a model to predicting."
+    lines = ['(api-start-here)=', '## Start here', '', *textwrap.wrap(START_INTRO, 116), '']
+    for qual in START_HERE:
+        modname, n = qual.rsplit('.', 1)
+        mod = by_name[f'{PACKAGE}.{modname}']
+        lines += _entries(mod, [n])
+    return lines
+
+
+def api_markdown(package_name: str = PACKAGE, root=None) -> str:
+    "The API reference page (MyST Markdown) of the package `package_name`, its chapters in the order of `root`'s toc."
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
     package = importlib.import_module(package_name)
-    intro = (f'Every function, class and constant that a module of `{package_name}` exports (its `__all__`), with '
-             'its signature and docstring, module by module in the order of the chapters; each chapter shows the '
-             'code in use, with its examples and tests. This page is generated from the package when the book is '
-             'built (`book/_ext/api_reference.py`): do not edit it by hand.')
+    intro = (f'The public API of `{package_name}`: what a module exports (its `__all__`), with its signature, '
+             'docstring and a table of its parameters (type, default and the comment beside each, as fastcore\'s '
+             '`docments` reads them), under the title of its chapter, in the book\'s order; each chapter shows the code '
+             'in use, with its examples and tests. Left out, as internals: the test fixtures of `images` '
+             '(`make_image`, `write_layout`), the functions behind the subcommands of `mvgg19` (`cmd_*`) and the '
+             'helpers of its `main` and of `mvgg19 sweep` (`check_run`, `PATH_NOTES`, ...): every `cmd_*` function '
+             'and the names in `INTERNAL` in `book/_ext/api_reference.py`. This page is generated from the package '
+             'when the book is built: do not edit it by hand.')
     lines = ['# API reference', '', *textwrap.wrap(intro, 116), '']
-    for chapter, mod in _modules(package):
-        names = list(getattr(mod, '__all__', []))
-        lines += [f'## `{mod.__name__}`', '']
-        if _doc(mod): lines += [_text(_doc(mod)), '']
-        if chapter: lines += [f'Chapter: {{doc}}`/{chapter}`.', '']
-        consts = []
-        for n in names:
-            obj = getattr(mod, n)
-            if inspect.isclass(obj) or inspect.isfunction(obj) or inspect.isbuiltin(obj): lines += _entry(n, obj)
-            else: consts.append(f'{n} = {_value(obj)}')
-        if consts: lines += ['### Constants', '', '```python', *consts, '```', '']
+    mods = _modules(package)
+    by_name = {mod.__name__: mod for _, mod in mods}
+    lines += _start_here(by_name)
+    order = {f: i for i, f in enumerate(toc_files(root))}
+    started = {q.rsplit('.', 1)[-1] for q in START_HERE}
+    for chapter, mod in sorted(mods, key=lambda cm: (order.get(cm[0], len(order)), cm[1].__name__)):
+        title = chapter_title(root, chapter) if chapter else mod.__name__
+        lines += [f'## {_text(title)}', '']
+        where = f'`{mod.__name__}`' + (f', in {{doc}}`/{chapter}`' if chapter in order else '')
+        lines += [f"{where}: {_text(_doc(mod)) or 'no module docstring.'}", '']
+        names = public_names(mod)
+        here = [n for n in names if f"{mod.__name__.rsplit('.', 1)[-1]}.{n}" in START_HERE]
+        if here:
+            refs = ', '.join(f'{{ref}}`{n} <{_label(mod, n)}>`' for n in here)
+            lines += [f'In {{ref}}`api-start-here`: {refs}.', '']
+        lines += _entries(mod, [n for n in names if n not in here])
     return '\n'.join(lines).rstrip('\n') + '\n'
 
 
@@ -142,7 +282,7 @@ def write_api_page(root, check=False) -> bool:
     "Write `root/book/api.md` from the package in `root` if its text changed; returns whether it was up to date."
     root = Path(root).resolve()
     if str(root) not in sys.path: sys.path.insert(0, str(root))  # this checkout's package, whatever is installed
-    text = api_markdown(PACKAGE)
+    text = api_markdown(PACKAGE, root)
     where = Path(sys.modules[PACKAGE].__file__).resolve()
     if root not in where.parents:
         raise RuntimeError(f'{PACKAGE} was imported from {where}, not from the checkout {root}: the API reference '
