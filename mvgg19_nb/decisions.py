@@ -10,8 +10,6 @@ from scipy import optimize, stats
 from scipy.special import log_softmax, softmax
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
-from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.proportion import proportion_confint
 from .metrics import balanced_accuracy
 from .params import ParameterError
 
@@ -54,6 +52,7 @@ def _rate(value, name):
 # %% ../nbs/06a_decisions.ipynb #7f7b751d
 def proportion_ci(k, n, alpha=0.05):
     "Clopper-Pearson (exact binomial) `1 - alpha` interval `(low, high)` of the proportion `k / n`; nan where n == 0."
+    from statsmodels.stats.proportion import proportion_confint  # here: `decide` alone (for predict) needs no statsmodels
     k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
     lo, hi = proportion_confint(k, np.where(n > 0, n, 1), alpha=alpha, method='beta')
     lo, hi = np.where(n > 0, lo, np.nan), np.where(n > 0, hi, np.nan)
@@ -316,6 +315,7 @@ def corrected_t(diffs,  # per-fold differences of a metric, b minus a
 
 def mcnemar_exact(right_a, right_b):
     "McNemar's exact test on paired right/wrong outcomes: images only a / only b gets right, and the p-value."
+    from statsmodels.stats.contingency_tables import mcnemar
     ra, rb = np.asarray(right_a, dtype=bool), np.asarray(right_b, dtype=bool)
     a_only, b_only = int((ra & ~rb).sum()), int((~ra & rb).sum())
     table = [[int((ra & rb).sum()), a_only], [b_only, int((~ra & ~rb).sum())]]
