@@ -13,8 +13,8 @@ from .params import AUTO_EPOCHS, run_defaults
 __all__ = ['DATASET_KEYS', 'DATASET_NAMES', 'INPUT_SIZES', 'METRICS', 'BASELINE_NAMES', 'MODEL_NAMES', 'PAPER_TABLE1',
            'PAPER_TABLE2', 'PAPER', 'EXPERIMENT_DEFAULTS', 'HEADLINE', 'BACKEND_LOG', 'PROGRESS_ENV', 'RESULTS_ENV',
            'STATES', 'repo_root', 'template_path', 'default_input_size', 'experiment_params', 'rerun_command',
-           'weights_banner', 'protocol_text', 'training_note', 'headline_table', 'plot_headline', 'audit_findings',
-           'progress_to_terminal', 'results_file', 'unfinished', 'run_experiment']
+           'weights_banner', 'protocol_text', 'training_note', 'headline_table', 'plot_headline', 'operating_table',
+           'band_table', 'audit_findings', 'progress_to_terminal', 'results_file', 'unfinished', 'run_experiment']
 
 # %% ../nbs/08_experiment.ipynb #593c644f
 # the paper's order; its Bridge row twice: SDNET2018, which the paper names, and DBCC, which the authors' code reads
@@ -172,6 +172,38 @@ def plot_headline(res, dataset):
            title=f"{DATASET_NAMES.get(dataset, dataset)}: accuracy over the folds")
     fig.tight_layout()
     return fig
+
+# %% ../nbs/08_experiment.ipynb #2be4a3e2
+def _pct(v, low=None, high=None) -> str:
+    "A rate in percent, with its interval when given; '-' when there is none."
+    if v is None: return '-'
+    return f"{100 * v:.2f}" + (f" [{100 * low:.2f}, {100 * high:.2f}]" if low is not None and high is not None else '')
+
+def operating_table(records: dict):
+    "One row per model and operating point: threshold, recall and false alarms (95 % intervals, %), precision."
+    import pandas as pd
+    rows = []
+    for m, rec in records.items():
+        for pt in [*rec.get('operating_points', []), *([rec['least_cost']] if rec.get('least_cost') else [])]:
+            rows.append({'model': MODEL_NAMES.get(m, m), 'point': pt['point'],
+                         'threshold': '-' if pt['threshold'] is None else f"{pt['threshold']:.4f}",
+                         'recall [95 % CI]': _pct(pt['recall'], pt['recall_low'], pt['recall_high']),
+                         'false alarms [95 % CI]': _pct(pt['false_alarm'], pt['false_alarm_low'],
+                                                        pt['false_alarm_high']),
+                         'precision': _pct(pt['precision']), 'note': pt.get('note') or ''})
+    return pd.DataFrame(rows).set_index(['model', 'point'])
+
+def band_table(records: dict):
+    "One row per model: the review band's two thresholds, the share of parts reviewed and its errors (95 % CI, %)."
+    import pandas as pd
+    thr = lambda t: '-' if t is None else f"{t:.4f}"
+    return pd.DataFrame({MODEL_NAMES.get(m, m): {
+        'accept below': thr(b['t_low']), 'reject from': thr(b['t_high']),
+        'sent to review [95 % CI]': _pct(b['review_share'], b['review_share_low'], b['review_share_high']),
+        'defects accepted [95 % CI]': _pct(b['escape_rate'], b['escape_rate_low'], b['escape_rate_high']),
+        'good parts rejected [95 % CI]': _pct(b['false_reject_rate'], b['false_reject_rate_low'],
+                                              b['false_reject_rate_high'])}
+        for m, b in ((m, r['review_band']) for m, r in records.items())}).T.rename_axis('review band')
 
 # %% ../nbs/08_experiment.ipynb #5c62fda9
 def audit_findings(aud, accept_label_conflicts=False, show=3) -> str:

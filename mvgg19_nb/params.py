@@ -395,6 +395,20 @@ def _accept_label_conflicts(v, ds=None):
     if not isinstance(v, bool): raise Problem(f"use True or False, not {v!r}")
     return v
 
+# %% ../nbs/12_params.ipynb #9f11277d
+@rule('miss_cost', 'None (no least-cost point) or a number > 0: a missed defect costs this many false alarms')
+def _miss_cost(v, ds=None):
+    if v is None: return None
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0: raise Problem('use None or a number > 0')
+    return float(v)
+
+@rule('review_error', 'a number with 0 < review_error < 0.5: the error rate the review band lets each automatic '
+                      'decision reach')
+def _review_error(v, ds=None):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 < v < 0.5:
+        raise Problem('use a number with 0 < review_error < 0.5')
+    return float(v)
+
 # %% ../nbs/12_params.ipynb #f1ee2490
 from dataclasses import dataclass
 
@@ -439,6 +453,9 @@ RUN_SPEC = tuple(Param(*a) for a in [  # the template's order
      'guessed from the class names', True),
     ('accept_label_conflicts', False, 'data', 'True: run although the audit finds one image under two classes (else '
      'the run stops, naming them)'),
+    ('miss_cost', None, 'report', 'binary data: a missed defect costs this many false alarms (the least-cost '
+     'threshold); None: none'),
+    ('review_error', 0.01, 'report', "the review band's target: the error rate each automatic decision may reach"),
     ('check_augmentation', 'auto', 'cv', "rerun the heads without augmentation: 'auto' where a model is > 2 points "
      'below its linear probe, True, False'),
     ('cache_dir', '.cache/features', 'location', 'the feature cache (backbone outputs per image and view)', True),

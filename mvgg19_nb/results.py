@@ -127,8 +127,9 @@ def checked_without_augmentation(rec: dict) -> dict:
     "Per model, the record of the page's augmentation check in `rec` (`diagnostics.no_augmentation`); {} if not run."
     return ((rec.get('diagnostics') or {}).get('no_augmentation') or {}).get('models') or {}
 
-def results_record(res, params: dict, provenance: dict|None = None, audit=None, diagnostics: dict|None = None) -> dict:
-    "The JSON record of one experiment: parameters, provenance, audit, per model per-fold metrics, baselines, checks."
+def results_record(res, params: dict, provenance: dict|None = None, audit=None, diagnostics: dict|None = None,
+                   decisions: dict|None = None) -> dict:
+    "The JSON record of one experiment: parameters, provenance, audit, per-fold metrics, baselines, checks, decisions."
     return jsonable(dict(
         format_version=RESULTS_VERSION, dataset=res.dataset, dataset_name=DATASET_NAMES.get(res.dataset, res.dataset),
         classes=list(res.classes), n_images=int(len(res.labels)),
@@ -137,7 +138,8 @@ def results_record(res, params: dict, provenance: dict|None = None, audit=None, 
         positive_class=res.classes[1] if len(res.classes) == 2 else None,
         run_dir=res.params.get('run_dir'), timings=res.timings, provenance=provenance, audit=audit_summary(audit),
         metric_units='fraction', models={m: _model_record(res, m) for m in res.runs},
-        baselines=baselines_record(res), **({'diagnostics': diagnostics} if diagnostics else {})))
+        baselines=baselines_record(res), **({'diagnostics': diagnostics} if diagnostics else {}),
+        **({'decisions': decisions} if decisions else {})))
 
 def write_json(path, obj) -> Path:
     "Write `obj` to `path` as JSON (NaN as null, folders created), atomically: readers see the old file or the new."
@@ -145,9 +147,10 @@ def write_json(path, obj) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_atomic(path, json.dumps(jsonable(obj), indent=1, allow_nan=False) + '\n')
 
-def write_results(path, res, params: dict, provenance: dict|None = None, audit=None, diagnostics=None) -> dict:
+def write_results(path, res, params: dict, provenance: dict|None = None, audit=None, diagnostics=None,
+                  decisions=None) -> dict:
     "Write `results_record(...)` to the JSON file `path` (folders created) and return the record."
-    rec = results_record(res, params, provenance, audit, diagnostics)
+    rec = results_record(res, params, provenance, audit, diagnostics, decisions)
     write_json(path, rec)
     return rec
 
