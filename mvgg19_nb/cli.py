@@ -4,124 +4,27 @@
 
 # %% ../nbs/09_cli.ipynb #7c935312
 from __future__ import annotations
-import argparse, ast, contextlib, errno, io, json, logging, os, shutil, subprocess, sys, tempfile, textwrap, time
-import tokenize, traceback
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+import argparse, contextlib, errno, logging, os, shutil, subprocess, sys, tempfile, textwrap, time, traceback
 from pathlib import Path
 import numpy as np
 from .data import DataError
-from .experiment import (BASELINE_NAMES, DATASET_KEYS, DATASET_NAMES, EXPERIMENT_DEFAULTS, INPUT_SIZES,
-                                  default_input_size, repo_root, rerun_command, run_experiment, template_path,
+from .experiment import (BASELINE_NAMES, DATASET_KEYS, EXPERIMENT_DEFAULTS, default_input_size, repo_root, run_experiment,
                                   unfinished)
 from .files import OutputRefused, RunLocked, check_output, check_space
-from .results import baseline_of, checked_without_augmentation, provenance, read_results, write_json
+from .results import baseline_of, checked_without_augmentation, read_results, write_json
 from .summary import write_summary
-from .images import ImageError, file_digest, image_info, n_workers
-from .params import (ALLOWED, ParameterError, check_model_file, check_params, dataset_key,
-                              model_constants, parse_value, resolve_epochs)
+from .images import ImageError, file_digest
+from .params import ParameterError, check_model_file, check_params, dataset_key, model_constants, resolve_epochs
+# the run arguments (chapter 9a) and the model cards (chapter 9b), which the sweep and predict share
+from .runargs import (CLIError, check_run, check_writable_dir, in_repo, parameters_help, parse_params,
+                               resolve_paths)
+from .cards import TRAIN_UNUSED, card_path, cv_metrics, image_sizes, make_card, not_a_card, read_card
 # which files, how they are read, the table: chapter 10's, loaded without Keras (the ONNX path never imports it)
-from .predict import OnnxModel, plural, predict_images, read_batch, select_images
+from .predict import OnnxModel, plural, predict_files, read_batch, select_images, write_csv
 
 # %% auto #0
-__all__ = ['PATH_PARAMS', 'PATH_NOTES', 'EXPORT_TOLERANCE', 'TRAIN_UNUSED', 'CARD_FORMAT', 'CARD_VERSION', 'RECIPE_KEYS', 'FIXES',
-           'CLIError', 'parse_params', 'resolve_paths', 'check_writable_dir', 'template_parameters', 'parameters_help',
-           'build_parser', 'card_path', 'check_card', 'read_card', 'cv_metrics', 'find_datasets', 'check_run',
-           'summary_line', 'audit_line', 'cmd_run', 'cmd_book', 'check_model_path', 'cmd_predict', 'cmd_train',
-           'check_images', 'cmd_export', 'main']
-
-# %% ../nbs/09_cli.ipynb #59ebff96
-class CLIError(ValueError):
-    "A command-line mistake: `main` prints it and returns 2."
-
-def _size(v):
-    "`input_size` from an 'HxW' string; any other value as it is (`check_params` judges it)."
-    if isinstance(v, str):
-        parts = v.lower().replace(' ', '').split('x')
-        if len(parts) == 2 and all(p.isdigit() for p in parts): return [int(p) for p in parts]
-    return v
-
-def parse_params(pairs, command='run') -> dict:
-    "The `-p NAME VALUE` pairs of `mvgg19 <command>` as a dict of template parameters; unknown names are an error."
-    out = {}
-    for name, text in pairs or []:
-        if name == 'dataset': raise CLIError(f"give the dataset as the first argument: mvgg19 {command} DATASET")
-        if name not in EXPERIMENT_DEFAULTS:
-            raise CLIError(f"unknown parameter {name!r}; the parameters are: {', '.join(EXPERIMENT_DEFAULTS)}")
-        out[name] = parse_value(text, name)
-    if 'input_size' in out: out['input_size'] = _size(out['input_size'])
-    return out
-
-# %% ../nbs/09_cli.ipynb #4d6d03f3
-PATH_PARAMS = ('data_root', 'output_dir', 'runs_dir', 'cache_dir')  # template parameters that are paths
-
-def resolve_paths(params: dict, cwd=None) -> dict:
-    "`params` with each path (folders, a weights file) absolute: `~` expanded, relative ones joined to `cwd` (or here)."
-    out, cwd = dict(params), Path(cwd or os.getcwd())
-    for k in PATH_PARAMS:
-        v = out.get(k)
-        if v is None: continue
-        if isinstance(v, (int, float)) and not isinstance(v, bool): v = str(v)  # `-p output_dir 2024` is a folder name
-        if not isinstance(v, (str, os.PathLike)) or not str(v): raise CLIError(f"{k}={v!r}: give a folder path")
-        out[k] = os.path.normpath(cwd/Path(v).expanduser())
-    w = out.get('weights')  # a weights file, too (None and 'imagenet' are not paths)
-    if isinstance(w, (str, os.PathLike)) and w != 'imagenet':
-        out['weights'] = os.path.normpath(cwd/Path(w).expanduser())
-    return out
-
-def check_writable_dir(name: str, path) -> Path:
-    "`path` if it is a folder we can write in, or one we can create; else a `CLIError` naming `name`."
-    path = Path(path)
-    p = path
-    while not p.exists() and p != p.parent: p = p.parent  # the nearest part that exists
-    if not p.is_dir():
-        raise CLIError(f"{name} {str(path)!r}: {str(p)!r} is a file, not a folder; choose another {name}")
-    try: tempfile.TemporaryFile(dir=p).close()
-    except OSError as e:
-        raise CLIError(f"{name} {str(path)!r}: cannot write in {str(p)!r} ({e.strerror}); "
-                       "choose a folder you can write to") from None
-    return path
-
-# %% ../nbs/09_cli.ipynb #bb58d8d2
-def template_parameters(template=None) -> dict:
-    "`{name: (default as written, comment)}` from the template's cell tagged `parameters`, in order ('' if no comment)."
-    path = Path(template or template_path())
-    cells = [c for c in json.loads(path.read_text(encoding='utf-8'))['cells']
-             if c['cell_type'] == 'code' and 'parameters' in c.get('metadata', {}).get('tags', [])]
-    if not cells: raise CLIError(f"{path}: no code cell tagged 'parameters'")
-    src = cells[0]['source'] if isinstance(cells[0]['source'], str) else ''.join(cells[0]['source'])
-    comments = {t.start[0]: t.string.lstrip('#').strip()
-                for t in tokenize.generate_tokens(io.StringIO(src).readline) if t.type == tokenize.COMMENT}
-    out = {}
-    for node in ast.parse(src).body:
-        one = isinstance(node, ast.Assign) and len(node.targets) == 1
-        target = node.targets[0] if one else getattr(node, 'target', None)  # `x = 1`, or annotated `x: int = 1`
-        if isinstance(target, ast.Name) and node.value is not None:
-            out[target.id] = (ast.get_source_segment(src, node.value), comments.get(node.end_lineno, ''))
-    return out
-
-PATH_NOTES = {'data_root': "the dataset's folder", 'cache_dir': 'the feature cache, reused by later runs',
-              'runs_dir': 'finished folds, from which a rerun resumes',
-              'output_dir': 'the executed notebook and <dataset>.json'}  # for path parameters without a comment
-
-def parameters_help(template=None, width=None) -> str:
-    "The template's parameters for `mvgg19 run --help`: name = default, its comment (else what `check_params` allows)."
-    try: params, where = template_parameters(template), 'the parameters cell of nbs/_experiment.ipynb'
-    except FileNotFoundError:  # an install without the template: the defaults it would have
-        params = {k: (repr(v), '') for k, v in EXPERIMENT_DEFAULTS.items()}
-        where = 'mvgg19_nb.experiment.EXPERIMENT_DEFAULTS'
-    width = width or min(max(shutil.get_terminal_size((100, 24)).columns, 80), 140)
-    heads = {k: f"  {k} = {' '.join(d.split())}" for k, (d, _) in params.items()}
-    col = min(max(map(len, heads.values())), 36) + 2
-    lines = [f"template parameters (-p NAME VALUE, the value read as YAML; from {where}):"]
-    for k, (d, comment) in params.items():
-        head, desc = heads[k], comment or ALLOWED.get(k) or PATH_NOTES.get(k, '')
-        first = head.ljust(col) if len(head) < col else head + '\n' + ' ' * col
-        lines.append(textwrap.fill(desc, width, initial_indent=first, subsequent_indent=' ' * col) if desc else head)
-    sizes = ', '.join(f"{k} {h}x{w}" for k, (h, w) in INPUT_SIZES.items())
-    lines += ['', textwrap.fill(f"input_size also takes HxW (e.g. 100x205); without it each dataset runs at the "
-                                f"authors' size: {sizes}. Relative paths are taken from the current folder.", width)]
-    return '\n'.join(lines)
+__all__ = ['EXPORT_TOLERANCE', 'DATASET_HELP', 'PREDICT_OPTIONS', 'FIXES', 'build_parser', 'find_datasets', 'summary_line',
+           'audit_line', 'cmd_run', 'cmd_book', 'cmd_predict', 'cmd_train', 'check_images', 'cmd_export', 'main']
 
 # %% ../nbs/09_cli.ipynb #66582be7
 class _Parser(argparse.ArgumentParser):
@@ -131,8 +34,7 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 EXPORT_TOLERANCE = 1e-4  # the largest probability difference an export may have from its Keras model
-# cross-validation parameters: `train` accepts them and says so
-TRAIN_UNUSED = ('folds', 'val_split', 'runs_dir', 'check_augmentation')
+DATASET_HELP = f"one of {', '.join(DATASET_KEYS)} (or another key of mvgg19_nb.data.DATASETS)"
 
 def _train_help() -> str:
     "The epilog of `mvgg19 train --help`: the template's parameters and what `train` does with them."
@@ -141,24 +43,27 @@ def _train_help() -> str:
         "parameters, accepted (a `mvgg19 run` line works as it is) but not used; output_dir is where train looks for "
         "<dataset>.json, whose cross-validated metrics go in the card when its images and parameters match.", 100)
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `mvgg19` argument parser, with the subcommands run, book, train, export and predict."
-    what = 'MVGG19 and VGG19 on industrial defect datasets: experiments, book, final model, export, predictions.'
-    p = _Parser(prog='mvgg19', description=what)
-    sub = p.add_subparsers(dest='command', required=True, metavar='{run,book,train,export,predict,sweep}')
+def _add_parameters(p):
+    "The `-p NAME VALUE` option of `run` and `train`."
+    p.add_argument('-p', '--parameter', nargs=2, action='append', metavar=('NAME', 'VALUE'), default=[],
+                   help='a template parameter (listed below), the value read as YAML (repeatable)')
+
+def _run_parser(sub):
+    "`mvgg19 run`."
     r = sub.add_parser('run', help='run the experiment notebook on a dataset (or --all)', epilog=parameters_help,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description='Execute nbs/_experiment.ipynb with papermill into book/results/<dataset>.ipynb and '
                                    '.json. Every parameter is checked before the notebook starts.')
-    r.add_argument('dataset', nargs='?',
-                   help=f"one of {', '.join(DATASET_KEYS)} (or another key of mvgg19_nb.data.DATASETS)")
+    r.add_argument('dataset', nargs='?', help=DATASET_HELP)
     r.add_argument('--all', action='store_true',
                    help="the paper's six datasets, skipping those whose data is not found")
-    r.add_argument('-p', '--parameter', nargs=2, action='append', metavar=('NAME', 'VALUE'), default=[],
-                   help='a template parameter (listed below), the value read as YAML (repeatable)')
+    _add_parameters(r)
     r.add_argument('-o', '--output', help='executed notebook (default: <output_dir>/<dataset>.ipynb)')
     r.add_argument('--log-output', action='store_true', help="print the notebook's outputs while it runs")
     r.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+def _book_parser(sub):
+    "`mvgg19 book`."
     b = sub.add_parser('book', help='regenerate the summary page from the results files, then build the book',
                        description='Write book/summary.md from book/results/*.json, then '
                                    '`jupyter-book build . -W -n --keep-going`.')
@@ -166,18 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help='folder of the results JSON files (relative to the repository root)')
     b.add_argument('--page', default='book/summary.md', help='the summary page to write')
     b.add_argument('--no-build', action='store_true', help='only write the summary page')
+
+def _train_parser(sub):
+    "`mvgg19 train`."
     t = sub.add_parser('train', help='train the final model on all of a dataset, and write its model card',
                        epilog=_train_help, formatter_class=argparse.RawDescriptionHelpFormatter,
                        description='Train the head of MVGG19 (or VGG19) on every image of DATASET (or its max_images '
                                    'sample) through the feature cache, with the parameters and defaults of mvgg19 run, '
                                    'and write the model to --out with its model card beside it (same name, .json).')
-    t.add_argument('dataset', help=f"one of {', '.join(DATASET_KEYS)} (or another key of mvgg19_nb.data.DATASETS)")
-    t.add_argument('-p', '--parameter', nargs=2, action='append', metavar=('NAME', 'VALUE'), default=[],
-                   help='a template parameter (listed below), the value read as YAML (repeatable)')
+    t.add_argument('dataset', help=DATASET_HELP)
+    _add_parameters(t)
     t.add_argument('--out', required=True, help='the model file to write, e.g. casting.keras (its card: casting.json)')
     t.add_argument('--model', default='mvgg19', choices=model_constants()['MODELS'], help='the model (default: mvgg19)')
     t.add_argument('--force', action='store_true', help='overwrite --out and its card if they exist')
     t.add_argument('--no-progress', action='store_true', help='no progress bars or epoch lines')
+
+def _export_parser(sub):
+    "`mvgg19 export`."
     e = sub.add_parser('export', help='export a trained model to ONNX or a TF SavedModel, checked against it',
                        description='Export a .keras model (raw RGB 0-255 in, probabilities out, the preprocessing '
                                    'inside) to ONNX or a TF SavedModel, compare the two on a few images and write the '
@@ -192,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image files or folders to check the export on (default: the images of the card's dataset, "
                         'else random pixels)')
     e.add_argument('--force', action='store_true', help='overwrite --out and its card if they exist')
+
+def _predict_parser(sub):
+    "`mvgg19 predict`."
     q = sub.add_parser('predict', help='classify images with a saved model (.keras or .onnx)',
                        description='Classify image files (or folders of them) with a saved .keras model or its ONNX '
                                    'export (ONNX Runtime, no TensorFlow). The model card beside the model names the '
@@ -208,87 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument('--exclude', action='append', default=[], metavar='GLOB',
                    help="skip files matching GLOB, e.g. '*.png' or 'rejects/*' (repeatable)")
     q.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+def build_parser() -> argparse.ArgumentParser:
+    "The `mvgg19` argument parser, with the subcommands run, book, train, export and predict (and sweep's name)."
+    what = 'MVGG19 and VGG19 on industrial defect datasets: experiments, book, final model, export, predictions.'
+    p = _Parser(prog='mvgg19', description=what)
+    sub = p.add_subparsers(dest='command', required=True, metavar='{run,book,train,export,predict,sweep}')
+    for add in (_run_parser, _book_parser, _train_parser, _export_parser, _predict_parser): add(sub)
     sub.add_parser('sweep', add_help=False, help='run the experiment for datasets x parameter sets as Ray tasks, '
                    'resuming (mvgg19 sweep --help; needs the ray extra)')
     return p
-
-# %% ../nbs/09_cli.ipynb #776e633f
-CARD_FORMAT = 'mvgg19 model card'
-CARD_VERSION = 1
-# what a results file must share with a trained model, besides its images
-RECIPE_KEYS = ('weights', 'freeze', 'input_size', 'epochs', 'batch_size', 'augment', 'views', 'seed', 'preprocessing',
-               'bn_stats', 'precision', 'standardize_trunk')
-
-def card_path(model_path) -> Path:
-    "The model card of the model file (or SavedModel folder) `model_path`: beside it, the same name ending in .json."
-    p = Path(model_path)
-    return p.with_name(p.name.rstrip('/')).with_suffix('.json')
-
-def _is_card(obj) -> bool: return isinstance(obj, dict) and obj.get('format') == CARD_FORMAT
-
-def _hw_pair(v) -> bool: return isinstance(v, list) and len(v) == 2 and all(type(x) is int and x > 0 for x in v)
-
-def check_card(card: dict, path) -> dict:
-    "`card` if the fields that predict and export read are sound, else a `CLIError` naming the card `path` and field."
-    def bad(field, why):
-        raise CLIError(f"model card {path}: {field} {why}; fix the field, or remove the card (mvgg19 train writes it)")
-    classes, pos, sizes = card.get('classes'), card.get('positive_class'), card.get('image_sizes', [])
-    if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) and c for c in classes)
-            and len(set(classes)) == len(classes)):
-        bad('classes', f"{repr(classes)[:80]} is not a list of two or more different class names")
-    if pos is not None and pos not in classes: bad('positive_class', f"{repr(pos)[:80]} is not one of {classes}")
-    if pos is not None and len(classes) != 2: bad('positive_class', f"{pos!r}: only a binary model has one")
-    if not (isinstance(sizes, list) and all(isinstance(s, dict) and _hw_pair(s.get('size')) for s in sizes)):
-        bad('image_sizes', 'is not a list of {"size": [height, width], "images": count}')
-    if not (isinstance(card.get('model_file'), dict) and isinstance(card['model_file'].get('sha1'), str)):
-        bad('model_file', "has no sha1 (the model file's SHA-1)")
-    if not (isinstance(card.get('exports', []), list) and all(isinstance(e, dict) for e in card.get('exports', []))):
-        bad('exports', 'is not a list of export records')
-    if not isinstance(card.get('dataset', ''), str): bad('dataset', f"{repr(card['dataset'])[:80]} is not a name")
-    return card
-
-def read_card(model_path, log=print) -> dict|None:
-    "The model card beside `model_path`, or None; an unreadable or unsound card, or one of another file: `CLIError`."
-    p = card_path(model_path)
-    if not p.is_file(): return None
-    try: card = json.loads(p.read_text(encoding='utf-8'))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CLIError(f"model card {p} cannot be read ({e}); fix or remove it") from None
-    if not _is_card(card): log(f"{p} is not a model card (no \"format\": \"{CARD_FORMAT}\"): not used"); return None
-    check_card(card, p)
-    digests = {card.get('model_file', {}).get('sha1')} | {e.get('sha1') for e in card.get('exports', [])}
-    if Path(model_path).is_file() and file_digest(model_path) not in digests:
-        raise CLIError(f"model card {p} describes another file than {model_path} (SHA-1 differs): remove the card, "
-                       "or train (export) the model again")
-    return card
-
-# %% ../nbs/09_cli.ipynb #1869d63d
-def _stats(rec) -> dict: return {'mean': rec.get('mean'), 'std': rec.get('std')}
-
-def cv_metrics(results, dataset, classes, content, model, params) -> tuple:
-    "`(metrics, note)`: the cross-validated metrics in `results` if of the same data and recipe (else None), and why."
-    p = Path(results)
-    if not p.is_file():
-        run = rerun_command(dataset, {k: v for k, v in params.items() if k != 'models'})
-        return None, f"no cross-validated metrics for the card: no results file {p} (`{run}` writes it)"
-    try: rec = read_results(p)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return None, f"no cross-validated metrics for the card: {p} cannot be read ({e})"
-    got, cv = rec.get('parameters') or {}, rec.get('cross_validation') or {}
-    diff = [f"dataset {rec.get('dataset')!r}"] * (rec.get('dataset') != dataset)
-    diff += ['other images (content digest)'] * (cv.get('content') != content)
-    diff += [f"classes {rec.get('classes')}"] * (rec.get('classes') != list(classes))
-    diff += [f"{k} not recorded" if k not in got else f"{k} {got[k]!r} there, {params[k]!r} here"
-             for k in RECIPE_KEYS if got.get(k, object()) != params[k]]
-    diff += [f"no {model} in it"] * (model not in (rec.get('models') or {}))
-    if diff: return None, f"no cross-validated metrics for the card: {p} is of other parameters ({'; '.join(diff)})"
-    out = dict(results_file=str(p), date=(rec.get('provenance') or {}).get('date'), folds=got.get('folds'),
-               n_images=rec.get('n_images'), metric_units=rec.get('metric_units', 'fraction'),
-               models={m: _stats(r) for m, r in rec['models'].items()},
-               baselines={b: _stats(baseline_of(rec, b)) for b in BASELINE_NAMES if baseline_of(rec, b)})
-    acc = out['models'][model]['mean'].get('accuracy')
-    return out, (f"cross-validated metrics for the card from {p} ({out['folds']} folds): {model} accuracy "
-                 f"{100 * acc:.1f} %" if acc is not None else f"cross-validated metrics for the card from {p}")
 
 # %% ../nbs/09_cli.ipynb #a20b04cf
 def _found_datasets(names=DATASET_KEYS, log=print) -> dict:
@@ -303,23 +145,6 @@ def _found_datasets(names=DATASET_KEYS, log=print) -> dict:
 def find_datasets(names=DATASET_KEYS, log=print) -> list:
     "The datasets among `names` whose data is found; a message for each one skipped."
     return list(_found_datasets(names, log))
-
-def _in_repo(v) -> Path:
-    "A path parameter as the template sees it: relative to the repository root (papermill's folder), else as it is."
-    return Path(repo_root(), Path(v).expanduser())
-
-def check_run(datasets: dict, params: dict) -> dict:
-    "`{name: parameters to pass}` for each of `datasets`, every parameter checked with its data, or `ParameterError`."
-    from mvgg19_nb.data import Dataset
-    runs, problems = {}, []
-    for n, ds in datasets.items():
-        size = {'input_size': default_input_size(n)}
-        merged = {**EXPERIMENT_DEFAULTS, **size, **params, 'dataset': ds if isinstance(ds, Dataset) else n}
-        try: checked = check_params(**merged)
-        except ParameterError as e: problems += [p for p in e.problems if p not in problems]; continue
-        runs[n] = {k: checked[k] for k in [*size, *params]} if n in INPUT_SIZES else {k: checked[k] for k in params}
-    if problems: raise ParameterError(problems)
-    return runs
 
 # %% ../nbs/09_cli.ipynb #2a603032
 def summary_line(rec: dict) -> str:
@@ -369,7 +194,7 @@ def cmd_run(args, log=print) -> int:
         datasets = _found_datasets(log=log) if args.all else {key: load_dataset(key, root=params.get('data_root'))}
     if not datasets: log('no dataset found: nothing to run'); return 1
     runs = check_run(datasets, params)
-    dirs = {k: _in_repo(merged[k]) for k in ('output_dir', 'runs_dir', 'cache_dir') if merged[k] is not None}
+    dirs = {k: in_repo(merged[k]) for k in ('output_dir', 'runs_dir', 'cache_dir') if merged[k] is not None}
     for k, d in dirs.items(): check_writable_dir(k, d)
     output = Path(args.output).resolve() if args.output else None
     if output is not None: check_writable_dir('--output', output.parent)
@@ -423,142 +248,85 @@ def cmd_book(args, log=print) -> int:
     log('$ ' + ' '.join(['jupyter-book'] + cmd[1:]))
     return subprocess.run(cmd, cwd=root, env=env).returncode
 
-def _damaged(path) -> str|None:
-    "Why the zip archive `path` is damaged (a member failing its CRC-32, or the error reading it), else None."
-    import zipfile, zlib  # testzip reads every member once: a fraction of a second for a VGG19
-    try:
-        with zipfile.ZipFile(path) as z: bad = z.testzip()
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e: return str(e)
-    return bad and f"{bad} fails its CRC-32 check"
-
-def check_model_path(path) -> Path:
-    "`path` if it names a model `predict` takes (a Keras .keras/.h5 file, an .onnx file), else one line saying why."
-    p = Path(path).expanduser()
-    if p.is_file() and not os.access(p, os.R_OK):
-        raise ParameterError(f"model file {p} cannot be read (permission denied): make it readable "
-                             f"(chmod u+r '{p}'), or ask its owner for a copy")
-    if p.suffix.lower() == '.onnx':
-        if not p.exists(): raise FileNotFoundError(f"model file {str(p)!r} not found")
-        if not p.is_file(): raise ParameterError(f"not an ONNX model file: {p} (a folder)")
-        return p
-    if p.is_dir() and (p/'saved_model.pb').is_file():
-        raise ParameterError(f"{p} is a TF SavedModel: predict takes the .keras model or its ONNX export "
-                             "(mvgg19 export MODEL.keras --format onnx --out MODEL.onnx)")
-    if p.is_file() and p.suffix.lower() not in ('.keras', '.h5', '.hdf5'):
-        raise ParameterError(f"not a model file: {p} (the name must end in .keras, .h5 or .onnx, not "
-                             f"{p.suffix or 'nothing'})")
-    p = check_model_file(p)
-    why = _damaged(p) if p.suffix.lower() == '.keras' else None
-    if why: raise ParameterError(f"model file {p} is damaged ({why}): copy it again, or export or train it again")
-    return p
-
-def _load_model(path):
-    "`(model, classes)` of the checked model file `path`: an `OnnxModel`, or a Keras model (TensorFlow loaded)."
-    if path.suffix.lower() == '.onnx':
-        try: model = OnnxModel(path)
-        except ImportError as e: raise CLIError(str(e)) from None  # onnxruntime not installed
-        return model, model.classes
-    try: from mvgg19_nb.predict import load_model
-    except ModuleNotFoundError as e:  # Keras or TensorFlow missing (an ONNX-only install); our own bugs speak
-        if (e.name or '').split('.')[0] == 'mvgg19_nb': raise
-        raise CLIError(f".keras models need {e.name}, which is not installed here ({e}): install it, or predict "
-                       "with the model's ONNX export (mvgg19 export MODEL.keras --format onnx)") from None
-    return load_model(path)
+PREDICT_OPTIONS = {'out': '--out', 'threshold': '--threshold'}  # how predict_files's messages name them here
 
 def cmd_predict(args, log=print) -> int:
     "`mvgg19 predict`: classify `inputs` with a .keras or .onnx model, the table to `--out` (CSV) or to the output."
     note = lambda m: print(m, file=sys.stderr)  # the standard output may carry the table
-    check_params(batch_size=args.batch_size)
-    t = args.threshold
-    if t is not None and not 0 <= t <= 1:
-        raise CLIError(f"--threshold {t:g}: use a number from 0 to 1, the positive class's probability from which "
-                       "an image is called positive")
-    with _user_path(): path = check_model_path(args.model)  # before TensorFlow loads: a wrong path answers at once
-    missing = [x for x in args.inputs if not os.path.lexists(x)]
-    if missing: raise CLIError(f"{missing[0]!r}: no such file or folder; give image files or folders of them")
-    from mvgg19_nb.predict import check_csv_out, write_csv  # (chapter 10's, loaded with this module)
-    out = args.out and check_csv_out(args.out, args.inputs, path, card_path(path), args.force)  # before any work
-    card = read_card(path, log=note)
-    if t is not None and not (card or {}).get('positive_class'):
-        why = (f"the model card {card_path(path)} names none" if card
-               else f"no model card {card_path(path)} beside the model (mvgg19 train writes one)")
-        raise CLIError(f"--threshold needs the positive class of a binary model: {why}")
-    paths = select_images(args.inputs, exclude=args.exclude, log=note)
-    if not paths: raise CLIError(f"no image files to predict in {' '.join(args.inputs)}")
-    model, classes = _load_model(path)
-    n_out = int(model.output_shape[-1])
-    if card is not None and len(card['classes']) != n_out:
-        raise CLIError(f"model card {card_path(path)} names {len(card['classes'])} classes for a model with {n_out} "
-                       "outputs: the card is not this model's; remove it, or train the model again")
-    if card is not None and classes is not None and list(card['classes']) != list(classes):
-        raise CLIError(f"model card {card_path(path)} names the classes {card['classes']} but the model carries "
-                       f"{classes}: the card is not this model's; remove it, or train the model again")
-    classes, positive = (card['classes'], card.get('positive_class')) if card else (classes, None)
-    if positive: note(f"p_positive: the probability of {positive!r}, the positive class (model card)" +
-                      (f"; predicted {positive!r} where p_positive >= {t:g}" if t is not None else ''))
-    sizes = [s['size'] for s in card.get('image_sizes', [])] if card else None
-    df = predict_images(model, paths, classes, args.batch_size, not args.no_progress, positive, t, sizes, note)
+    with _user_path():  # every check before TensorFlow loads: a wrong path answers at once
+        df = predict_files(args.model, args.inputs, args.out, args.threshold, args.batch_size, not args.no_progress,
+                           args.exclude, force=args.force, log=note, names=PREDICT_OPTIONS)
     failures = int((df['error'] != '').sum())
     done = f"{plural(len(df) - failures, 'prediction')} and {plural(failures, 'failure')}"
-    if out: write_csv(df, out); log(f'wrote {done} to {args.out}')  # complete, or the old file left as it was
+    if args.out: log(f'wrote {done} to {args.out}')  # (written by predict_files: complete, or the old file as it was)
     else: write_csv(df); note(done)  # one write, flushed once: a closed pipe (| head) raises there
     if failures == len(df):
         note("mvgg19 predict: error: nothing was predicted: every file failed (the error column says why)"); return 1
     return 0
 
 # %% ../nbs/09_cli.ipynb #cf8cae68
-def _not_a_card(path) -> bool:
-    "Whether `path` exists and is something other than a model card (a results file, another JSON, a folder)."
-    if not os.path.lexists(path): return False
-    try: return not _is_card(json.loads(Path(path).read_text(encoding='utf-8')))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError): return True
-
-def _image_sizes(paths, top=50) -> list:
-    "The sizes of the images `paths`, read from their headers, most common first: `[{'size': [h, w], 'images': n}]`."
-    def one(p):
-        try: i = image_info(p); return i.height, i.width
-        except ImageError: return None
-    with ThreadPoolExecutor(n_workers()) as ex: c = Counter(s for s in ex.map(one, paths) if s is not None)
-    return [{'size': list(s), 'images': n} for s, n in c.most_common(top)]
-
 def _room_for_model(out, model, num_classes, size):
     "`OutputRefused` before training unless the folder of `out` has room for the model (4 bytes a weight, float32)."
     from mvgg19_nb.model import build_model
     check_space(out, 4 * build_model(model, num_classes, size, weights=None).count_params(), '--out')
 
-def cmd_train(args, log=print) -> int:
-    "`mvgg19 train`: check everything, then train the final model on all the dataset's images; write it and its card."
+def _train_params(args) -> tuple:
+    "`(key, params, p)` of `mvgg19 train`: the dataset's key, the `-p` parameters given, and all of them checked."
     params = resolve_paths(parse_params(args.parameter, 'train'))
     if 'models' in params:
         raise CLIError("models: train makes one model; choose it with --model (mvgg19, the default, or vgg19)")
     key = dataset_key(args.dataset)
-    size = {'input_size': default_input_size(key)}
-    merged = {**EXPERIMENT_DEFAULTS, **size, **params}
+    merged = {**EXPERIMENT_DEFAULTS, 'input_size': default_input_size(key), **params}
     p = check_params(**{k: v for k, v in merged.items() if k not in ('dataset', 'models')})
     if p['freeze'] != 'frozen':
         raise CLIError(f"freeze={p['freeze']!r}: train fits the head on cached backbone features, which needs "
                        "freeze='frozen' (the paper's protocol)")
+    return key, params, p
+
+def _train_out(args) -> tuple:
+    "`(out, card_file)`: the .keras file `--out` names and its model card beside it, both checked."
     out = Path(args.out).expanduser().absolute()
     if out.suffix != '.keras': raise CLIError(f"--out {args.out!r}: name a .keras file (its model card goes beside it)")
     card_file = card_path(out)
-    if _not_a_card(card_file):
+    if not_a_card(card_file):
         raise CLIError(f"{card_file} exists and is not a model card (a results file?); choose another --out name")
     for f in (args.out, card_file): check_output(f, args.force, name='--out')
+    return out, card_file
+
+def _train_data(args, key, p, out, card_file) -> tuple:
+    "`(ds, how)`: the images to train on (the `max_images` sample), how its positive class was told; outputs checked."
     from mvgg19_nb.data import load_dataset, with_positive_class
     with _user_path(): ds = load_dataset(key, root=p['data_root'])
     for f in (args.out, card_file): check_output(f, args.force, [ds.meta.get('root') or p['data_root'] or out], '--out')
     check_params(dataset=ds, max_images=p['max_images'], seed=p['seed'], positive_class=p['positive_class'])
     if p['max_images']: ds = ds.sample(p['max_images'], seed=p['seed'])
-    ds, how = with_positive_class(ds, p['positive_class'])
-    cache = None if p['cache_dir'] is None else check_writable_dir('cache_dir', _in_repo(p['cache_dir']))
-    results = None if p['output_dir'] is None else _in_repo(p['output_dir'])/f'{key}.json'
+    return with_positive_class(ds, p['positive_class'])
+
+def _save_with_card(trained, out, card_file, **card):
+    "Write the model `trained` to `out`, then its model card (`make_card(**card)`) to `card_file`: each whole or not at all."
+    from mvgg19_nb.predict import save_model
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f'.{out.stem}.tmp{os.getpid()}.keras')
+    try:
+        save_model(trained, tmp)
+        made = make_card(tmp, name=out.name, **card)
+        os.replace(tmp, out)
+    finally: tmp.unlink(missing_ok=True)
+    write_json(card_file, made)
+
+def cmd_train(args, log=print) -> int:
+    "`mvgg19 train`: check everything, then train the final model on all the dataset's images; write it and its card."
+    key, params, p = _train_params(args)
+    out, card_file = _train_out(args)
+    ds, how = _train_data(args, key, p, out, card_file)
+    cache = None if p['cache_dir'] is None else check_writable_dir('cache_dir', in_repo(p['cache_dir']))
+    results = None if p['output_dir'] is None else in_repo(p['output_dir'])/f'{key}.json'
     unused = [f'{k}={params[k]!r}' for k in TRAIN_UNUSED if k in params]
     if unused: log(f"not used by train (cross-validation only): {', '.join(unused)}")
     log(f"{key}: {len(ds)} images ({', '.join(f'{c} {n}' for c, n in ds.counts().items())})" +
         (f"; positive class {ds.classes[1]!r} ({how})" if how else ''))
-    sizes = _image_sizes(ds.paths)
-    from mvgg19_nb.features import content_digest, resolve_precision, weights_id  # TensorFlow from here on
-    from mvgg19_nb.predict import save_model
+    sizes = image_sizes(ds.paths)
+    from mvgg19_nb.features import content_digest, weights_id  # TensorFlow from here on
     from mvgg19_nb.train import train_final_model
     content = content_digest(ds.digests())
     cv, why = (None, 'output_dir=None: no results file looked for') if results is None else \
@@ -577,29 +345,8 @@ def cmd_train(args, log=print) -> int:
                                    model_kwargs=dict(standardize_trunk=p['standardize_trunk']))
     except ImageError as e: raise CLIError(str(e)) from None
     wall = time.perf_counter() - t0
-    parameters = {'dataset': key, 'model': args.model,
-                  **{k: p[k] for k in EXPERIMENT_DEFAULTS if k not in ('dataset', 'models', *TRAIN_UNUSED)},
-                  **({'epochs_trained': epochs} if epochs != p['epochs'] else {})}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f'.{out.stem}.tmp{os.getpid()}.keras')
-    try:
-        save_model(model, tmp)
-        card = dict(format=CARD_FORMAT, format_version=CARD_VERSION,
-                    model_file=dict(name=out.name, sha1=file_digest(tmp), bytes=tmp.stat().st_size),
-                    model=args.model, dataset=key, dataset_name=DATASET_NAMES.get(key, key), classes=list(ds.classes),
-                    positive_class=ds.classes[1] if how else None, positive_class_how=how, n_images=len(ds),
-                    counts=ds.counts(), data_digest=content, image_sizes=sizes,
-                    input=dict(size=[h, w], layout='(N, height, width, 3)', pixels='RGB 0-255, float32; the '
-                               "preprocessing is inside the model", resize='another size: bilinear resize to the '
-                               'input size (Pillow), as in training'),
-                    preprocessing=p['preprocessing'], weights=p['weights'],
-                    weights_id=weights_id(p['weights'], p['seed']), precision=resolve_precision(p['precision']),
-                    parameters=parameters,
-                    provenance={k: v for k, v in provenance(parameters, wall).items() if k != 'parameters'},
-                    cross_validation=cv, cross_validation_note=why, exports=[])
-        os.replace(tmp, out)
-    finally: tmp.unlink(missing_ok=True)
-    write_json(card_file, card)
+    _save_with_card(model, out, card_file, model=args.model, dataset=key, ds=ds, params=p, how=how,
+                    data_digest=content, sizes=sizes, epochs=epochs, wall_s=wall, cv=cv, cv_note=why)
     log(f"wrote {out} ({out.stat().st_size / 2**20:.0f} MiB) and its model card {card_file.name}; "
         f"trained in {wall:.0f} s")
     return 0
@@ -651,7 +398,7 @@ def cmd_export(args, log=print) -> int:
     if missing: raise CLIError(f"--images {missing[0]!r}: no such file or folder")
     card, out_card = read_card(src, log), card_path(out)
     same = out_card == card_path(src)  # model.keras -> model.onnx: one card, which gets the export's entry
-    if card is not None and not same and _not_a_card(out_card):
+    if card is not None and not same and not_a_card(out_card):
         raise CLIError(f"{out_card} exists and is not a model card; choose another --out name")
     inputs = [src, card_path(src), *args.images]
     check_output(args.out, args.force, inputs, '--out', 'file' if onnx else 'folder')

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from .images import cpu_cores, write_atomic
+# what `mvgg19 run` and a sweep share: the run arguments (chapter 9a), below both command lines
+from .runargs import CLIError, check_run, check_writable_dir, in_repo, parse_params, parse_size, resolve_paths
 
 # %% auto #0
 __all__ = ['RAY_HINT', 'CACHE_MODES', 'OBJECT_STORE_MAX', 'LOCATIONS', 'init_ray', 'cluster_resources', 'run_folds_ray',
@@ -69,11 +71,11 @@ def _fold_name(task) -> str:
     return f"{m} folds {', '.join(str(f + 1) for f in k)}" if isinstance(k, tuple) else f"{m} fold {k + 1}"
 
 def _fold_in_worker(task, shared, threads):
-    "A task of `mvgg19_nb.train._run_fold` in a Ray worker with `threads` threads: [(model, fold, seconds, fold file)]."
+    "A task of `mvgg19_nb.train.run_fold` in a Ray worker with `threads` threads: [(model, fold, seconds, fold file)]."
     from mvgg19_nb import runs, train
-    try: train._limit_threads(threads)
+    try: train.limit_threads(threads)
     except RuntimeError: pass  # a reused worker whose backend runs with another count: equal to float32 rounding
-    out = train._run_fold(task, shared)  # one fold, or a list of them for a stacked task (several folds at once)
+    out = train.run_fold(task, shared)  # one fold, or a list of them for a stacked task (several folds at once)
     return [(m, k, s, runs.fold_file(shared['run_dir'], m, k).read_bytes())
             for m, k, s in (out if isinstance(out, list) else [out])]
 
@@ -160,7 +162,6 @@ class SweepRun:
 
 def read_param_sets(source=None) -> list:
     "Parameter sets as a list of dicts, from a list of dicts, one dict, None (the defaults) or a YAML file of either."
-    from mvgg19_nb.cli import _size
     from mvgg19_nb.experiment import EXPERIMENT_DEFAULTS
     where = 'param_sets'
     if source is None: return [{}]
@@ -179,7 +180,7 @@ def read_param_sets(source=None) -> list:
                 if k != 'dataset' else f"{where}, set {i + 1}: give the datasets with --datasets, not 'dataset'"
                 for i, s in enumerate(sets) for k in s if k not in EXPERIMENT_DEFAULTS or k == 'dataset']
     if problems: raise SweepError('\n'.join(problems))
-    return [{**s, 'input_size': _size(s['input_size'])} if 'input_size' in s else dict(s) for s in sets]
+    return [{**s, 'input_size': parse_size(s['input_size'])} if 'input_size' in s else dict(s) for s in sets]
 
 # %% ../nbs/13_cluster.ipynb #cc051a18
 def _expected(dataset: str, params: dict) -> dict:
@@ -192,7 +193,6 @@ def _expected(dataset: str, params: dict) -> dict:
 def plan_sweep(datasets, param_sets=None, output_dir=None, params=None, cwd=None) -> list:
     """The `SweepRun`s of each of `datasets` x parameter set, every parameter checked with its data, before any work.
     `params` apply to every set; `output_dir` to the sets without one (default: the book's `book/results`)."""
-    from mvgg19_nb.cli import _in_repo, check_run, check_writable_dir, resolve_paths
     from mvgg19_nb.data import load_dataset
     from mvgg19_nb.params import dataset_key
     names = list(dict.fromkeys(dataset_key(d) for d in ([datasets] if isinstance(datasets, str) else datasets or [])))
@@ -206,7 +206,7 @@ def plan_sweep(datasets, param_sets=None, output_dir=None, params=None, cwd=None
         merged = resolve_paths({**common, **s}, cwd)
         if 'output_dir' not in merged:
             merged['output_dir'] = str(resolve_paths({'output_dir': output_dir}, cwd)['output_dir'] if output_dir
-                                       else _in_repo('book/results'))
+                                       else in_repo('book/results'))
         if merged.get('data_root') and len(names) > 1:
             raise SweepError("data_root names one dataset's folder: with several datasets set MVGG19_DATA to the "
                              "folder holding them")
@@ -294,26 +294,21 @@ def _failure(e) -> str:
     return _why(e)
 
 # %% ../nbs/13_cluster.ipynb #7427c04b
-def sweep(datasets, param_sets=None, address=None, num_cpus=1, num_gpus=0, output_dir=None, params=None, retries=1,
-          cwd=None, log=print) -> list:
-    """Run the experiment template for each of `datasets` x parameter set (`plan_sweep`), each run a Ray task with
-    `num_cpus` CPUs and `num_gpus` GPUs, skipping finished runs; one line per run. Returns a record per run (status
-    'done', 'skipped' or 'failed'). `address`: a Ray cluster (see `init_ray`; default: a local instance)."""
+def _check_resources(num_cpus, num_gpus, retries):
+    "A `SweepError` naming the first of `num_cpus`, `num_gpus`, `retries` that a Ray task cannot take."
     if not isinstance(num_cpus, (int, np.integer)) or isinstance(num_cpus, bool) or num_cpus < 1:
         raise SweepError(f"num_cpus={num_cpus!r}: use an integer >= 1 (CPUs per run)")
     if not isinstance(num_gpus, (int, float)) or isinstance(num_gpus, bool) or num_gpus < 0:
         raise SweepError(f"num_gpus={num_gpus!r}: use a number >= 0 (GPUs per run; fractions share a GPU)")
     if not isinstance(retries, (int, np.integer)) or retries < 0:
         raise SweepError(f"retries={retries!r}: use an integer >= 0")
-    runs = plan_sweep(datasets, param_sets, output_dir, params, cwd)
-    report, todo = [], []
-    for r in runs:
-        if is_finished(r):
-            log(f"{r.name}: skipped: {r.results} holds a finished run with these parameters")
-            report.append(dict(run=r.name, dataset=r.dataset, status='skipped', notebook=str(r.notebook),
-                               results=str(r.results), seconds=0.0))
-        else: todo.append(r)
-    if not todo: return report
+
+def _record(r: SweepRun, status: str, **more) -> dict:
+    "The report's record of the run `r`: its name, dataset, `status` and files, then `more`."
+    return dict(run=r.name, dataset=r.dataset, status=status, notebook=str(r.notebook), results=str(r.results), **more)
+
+def _ray_for(address, num_cpus, num_gpus) -> tuple:
+    "`(ray, resources)`: Ray connected (`init_ray`), or a `SweepError` unless a node has `num_cpus` CPUs, `num_gpus` GPUs."
     ray = init_ray(address)
     res = cluster_resources(ray)
     if num_cpus > res['node_cpus']:
@@ -322,36 +317,55 @@ def sweep(datasets, param_sets=None, address=None, num_cpus=1, num_gpus=0, outpu
     if num_gpus > res['node_gpus']:
         raise SweepError(f"num_gpus={num_gpus:g}: no node of the Ray cluster has that many GPUs (most: "
                          f"{res['node_gpus']:g}); lower --num-gpus")
-    log(f"running {len(todo)} of {len(runs)} runs on Ray ({res['nodes']} node(s), {res['cpus']:g} CPUs), "
-        f"{num_cpus} CPU(s){f' and {num_gpus:g} GPU(s)' if num_gpus else ''} each")
-    from mvgg19_nb import cluster  # by module name, so that workers import it
+    return ray, res
+
+def _gather(ray, pending: dict, n_runs: int, report: list, t_start: float, log=print):
+    "Wait for the Ray tasks `pending` (`{ref: run}`), write each finished run's files, one line and record per run."
     from mvgg19_nb.experiment import unfinished
-    remote = ray.remote(cluster._run_in_worker)
-    t_start, pending = time.time(), {}
-    for r in todo:
-        opts = dict(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=int(retries), retry_exceptions=False, name=r.name)
-        pending[remote.options(**opts).remote(r.dataset, r.params, num_cpus)] = r
     try:
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             r, n = pending.pop(ref), len(report) + 1
             try: out = ray.get(ref)
             except Exception as e:
-                log(f"[{n}/{len(runs)}] {r.name}: FAILED after {time.time() - t_start:.0f} s: {_failure(e)}. "
+                log(f"[{n}/{n_runs}] {r.name}: FAILED after {time.time() - t_start:.0f} s: {_failure(e)}. "
                     f"{unfinished(r.notebook, 'failed')} shows where (the previous page and results are unchanged); fix the "
                     "cause and rerun the sweep")
-                report.append(dict(run=r.name, dataset=r.dataset, status='failed', notebook=str(r.notebook),
-                                   results=str(r.results), error=_failure(e), seconds=time.time() - t_start))
+                report.append(_record(r, 'failed', error=_failure(e), seconds=time.time() - t_start))
                 continue
             _write_if_changed(r.notebook, out['notebook'])
             _write_if_changed(r.results, out['results'])  # last: a results file means a finished run
-            log(f"[{n}/{len(runs)}] {r.name}: done in {out['seconds']:.0f} s on {out['node']}: "
+            log(f"[{n}/{n_runs}] {r.name}: done in {out['seconds']:.0f} s on {out['node']}: "
                 f"{_scores(out['results'])}; wrote {r.notebook} and {r.results.name}")
-            report.append(dict(run=r.name, dataset=r.dataset, status='done', notebook=str(r.notebook),
-                               results=str(r.results), seconds=out['seconds'], node=out['node']))
+            report.append(_record(r, 'done', seconds=out['seconds'], node=out['node']))
     finally:
         for ref in pending:
             with contextlib.suppress(Exception): ray.cancel(ref, force=True)
+
+def sweep(datasets, param_sets=None, address=None, num_cpus=1, num_gpus=0, output_dir=None, params=None, retries=1,
+          cwd=None, log=print) -> list:
+    """Run the experiment template for each of `datasets` x parameter set (`plan_sweep`), each run a Ray task with
+    `num_cpus` CPUs and `num_gpus` GPUs, skipping finished runs; one line per run. Returns a record per run (status
+    'done', 'skipped' or 'failed'). `address`: a Ray cluster (see `init_ray`; default: a local instance)."""
+    _check_resources(num_cpus, num_gpus, retries)
+    runs = plan_sweep(datasets, param_sets, output_dir, params, cwd)
+    report, todo = [], []
+    for r in runs:
+        if is_finished(r):
+            log(f"{r.name}: skipped: {r.results} holds a finished run with these parameters")
+            report.append(_record(r, 'skipped', seconds=0.0))
+        else: todo.append(r)
+    if not todo: return report
+    ray, res = _ray_for(address, num_cpus, num_gpus)
+    log(f"running {len(todo)} of {len(runs)} runs on Ray ({res['nodes']} node(s), {res['cpus']:g} CPUs), "
+        f"{num_cpus} CPU(s){f' and {num_gpus:g} GPU(s)' if num_gpus else ''} each")
+    from mvgg19_nb import cluster  # by module name, so that workers import it
+    remote = ray.remote(cluster._run_in_worker)
+    t_start, pending = time.time(), {}
+    for r in todo:
+        opts = dict(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=int(retries), retry_exceptions=False, name=r.name)
+        pending[remote.options(**opts).remote(r.dataset, r.params, num_cpus)] = r
+    _gather(ray, pending, len(runs), report, t_start, log)
     return report
 
 # %% ../nbs/13_cluster.ipynb #a359a966
@@ -376,7 +390,6 @@ def sweep_main(argv=None, log=print) -> int:
     "`mvgg19 sweep`: parse `argv` (the arguments after `sweep`), run the sweep, return the exit status."
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # inherited by the workers and their kernels
     args = sweep_parser().parse_args(argv)
-    from mvgg19_nb.cli import CLIError, parse_params
     from mvgg19_nb.data import DataError
     from mvgg19_nb.params import ParameterError
     try:

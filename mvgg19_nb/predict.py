@@ -4,20 +4,24 @@
 
 # %% ../nbs/10_predict.ipynb #7fdf3293
 from __future__ import annotations
-import fnmatch, json, os, sys, tempfile, warnings
+import fnmatch, json, numbers, os, sys, tempfile, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath
 import numpy as np
 import pandas as pd
+# the model card beside a model file: chapter 9b, below the command line and this chapter
+from .cards import card_path, read_card
 from .data import DataError, load_magnetic_tile
-from .images import (IMAGE_EXTS, MIN_SIDE, ImageError, as_batch, find_images, load_image, n_workers,
+from .images import (MIN_SIDE, ImageError, as_batch, find_images, load_image, n_workers,
                               progress_bar, resize_image, write_atomic, _items)
 from .params import ParameterError, check_model_file, check_params
+from .runargs import CLIError
 
 # %% auto #0
 __all__ = ['RESERVED_COLUMNS', 'ASPECT_LIMIT', 'PREDICTIONS_HEADER', 'save_model', 'load_model', 'mask_files', 'select_images',
            'read_batch', 'predictions_table', 'predict_chunks', 'size_note', 'plural', 'predict_images', 'OnnxModel',
-           'predict', 'check_csv_out', 'write_csv', 'predict_files', 'export_saved_model', 'export_onnx']
+           'predict', 'check_csv_out', 'write_csv', 'check_model_path', 'open_model', 'check_threshold', 'card_classes',
+           'predict_files', 'export_saved_model', 'export_onnx']
 
 # %% ../nbs/10_predict.ipynb #af025fb0
 def _keras():
@@ -223,11 +227,15 @@ class OnnxModel:
         return np.concatenate(parts) if parts else np.zeros((0, self.output_shape[-1]), 'float32')
 
 # %% ../nbs/10_predict.ipynb #487463d1
-def predict(model, images_or_paths, classes=None, batch_size=32, progress=True, on_error='raise'):
-    "A table of predictions: path, predicted class, confidence and one probability column per class."
+def predict(model, images_or_paths, classes=None, batch_size=32, progress=True, on_error='raise', log=print):
+    """A table of predictions: path, predicted class, confidence and one probability column per class. A `.keras` file
+    is read with its model card, as `predict_files` reads it: the card's classes, and `p_positive` of a binary model."""
     from mvgg19_nb.model import classes_of, model_input_size
     batch_size = check_params(batch_size=batch_size)['batch_size']
-    if isinstance(model, (str, os.PathLike)): model, carried = load_model(model)
+    positive = None
+    if isinstance(model, (str, os.PathLike)):
+        path, (model, carried) = model, load_model(model)
+        carried, positive, _ = card_classes(read_card(path, log), model, carried, card_path(path))
     else: carried = classes_of(model)
     items, size = _items(images_or_paths), model_input_size(model)
     n_out = model.output.shape[-1]
@@ -236,7 +244,8 @@ def predict(model, images_or_paths, classes=None, batch_size=32, progress=True, 
     read = lambda start, stop: as_batch(items[start:stop], size, on_error)
     proba, errors = predict_chunks(model, len(items), read, batch_size, progress)
     paths = [v if isinstance(v, (str, os.PathLike)) else None for v in items]
-    return predictions_table(paths, proba, classes, errors if on_error == 'skip' else None)
+    return predictions_table(paths, proba, classes, errors if on_error == 'skip' else None,
+                             positive if positive in classes else None)
 
 # %% ../nbs/10_predict.ipynb #cb8cfe7a
 PREDICTIONS_HEADER = 'path,predicted,confidence'  # how every predictions table begins
@@ -297,22 +306,112 @@ def write_csv(df, out=None, stream=None):
     if getattr(stream, 'buffer', None) is not None: stream.buffer.write(data); stream.buffer.flush()
     else: stream.write(data.decode('utf-8', 'backslashreplace')); stream.flush()
 
+# %% ../nbs/10_predict.ipynb #ea9315d4
+def _damaged(path) -> str|None:
+    "Why the zip archive `path` is damaged (a member failing its CRC-32, or the error reading it), else None."
+    import zipfile, zlib  # testzip reads every member once: a fraction of a second for a VGG19
+    try:
+        with zipfile.ZipFile(path) as z: bad = z.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e: return str(e)
+    return bad and f"{bad} fails its CRC-32 check"
+
+def check_model_path(path) -> Path:
+    "`path` if it names a model `predict` takes (a Keras .keras/.h5 file, an .onnx file), else one line saying why."
+    p = Path(path).expanduser()
+    if p.is_file() and not os.access(p, os.R_OK):
+        raise ParameterError(f"model file {p} cannot be read (permission denied): make it readable "
+                             f"(chmod u+r '{p}'), or ask its owner for a copy")
+    if p.suffix.lower() == '.onnx':
+        if not p.exists(): raise FileNotFoundError(f"model file {str(p)!r} not found")
+        if not p.is_file(): raise ParameterError(f"not an ONNX model file: {p} (a folder)")
+        return p
+    if p.is_dir() and (p/'saved_model.pb').is_file():
+        raise ParameterError(f"{p} is a TF SavedModel: predict takes the .keras model or its ONNX export "
+                             "(mvgg19 export MODEL.keras --format onnx --out MODEL.onnx)")
+    if p.is_file() and p.suffix.lower() not in ('.keras', '.h5', '.hdf5'):
+        raise ParameterError(f"not a model file: {p} (the name must end in .keras, .h5 or .onnx, not "
+                             f"{p.suffix or 'nothing'})")
+    p = check_model_file(p)
+    why = _damaged(p) if p.suffix.lower() == '.keras' else None
+    if why: raise ParameterError(f"model file {p} is damaged ({why}): copy it again, or export or train it again")
+    return p
+
+def open_model(path):
+    "`(model, classes)` of the checked model file `path`: an `OnnxModel`, or a Keras model (TensorFlow loaded)."
+    if Path(path).suffix.lower() == '.onnx':
+        try: model = OnnxModel(path)
+        except ImportError as e: raise CLIError(str(e)) from None  # onnxruntime not installed
+        return model, model.classes
+    try: _keras()
+    except ModuleNotFoundError as e:  # Keras or TensorFlow missing (an ONNX-only install); our own bugs speak
+        if (e.name or '').split('.')[0] == 'mvgg19_nb': raise
+        raise CLIError(f".keras models need {e.name}, which is not installed here ({e}): install it, or predict "
+                       "with the model's ONNX export (mvgg19 export MODEL.keras --format onnx)") from None
+    return load_model(path)
+
+# %% ../nbs/10_predict.ipynb #7b05fd74
+def check_threshold(threshold, name='threshold'):
+    "`threshold` if it is None or a probability, a number from 0 to 1; else a `CLIError` naming `name`."
+    t = threshold
+    if t is None or (isinstance(t, numbers.Real) and not isinstance(t, bool) and 0 <= t <= 1): return t
+    at = f"{name} {t:g}" if name.startswith('--') and isinstance(t, numbers.Real) else f"{name}={t!r}"
+    raise CLIError(f"{at}: use a number from 0 to 1, the positive class's probability from which an image is called "
+                   "positive")
+
+def card_classes(card, model, classes, card_file) -> tuple:
+    """`(classes, positive class, sizes of the training images)` of `model`, which carries `classes`, as its model
+    `card` (read from `card_file`) says; without a card `(classes, None, None)`. A card of another model: `CLIError`."""
+    if not card: return classes, None, None
+    n_out = int(model.output_shape[-1])
+    if len(card['classes']) != n_out:
+        raise CLIError(f"model card {card_file} names {len(card['classes'])} classes for a model with {n_out} "
+                       "outputs: the card is not this model's; remove it, or train the model again")
+    if classes is not None and list(card['classes']) != list(classes):
+        raise CLIError(f"model card {card_file} names the classes {card['classes']} but the model carries "
+                       f"{classes}: the card is not this model's; remove it, or train the model again")
+    return card['classes'], card.get('positive_class'), [s['size'] for s in card.get('image_sizes', [])]
+
 # %% ../nbs/10_predict.ipynb #04d51d0b
-def predict_files(model_path, inputs, out=None, batch_size=32, progress=True, on_error='skip', exclude=(),
-                  skip_masks=True, log=print, force=False):
-    """Predict the image files in `inputs` (files or folders) with the `.keras` model at `model_path`; CSV to `out`
-    (`check_csv_out`, replaced only if `force`). Files matching the globs `exclude`, and masks, are skipped, said."""
-    batch_size = check_params(batch_size=batch_size)['batch_size']
-    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    own = None if isinstance(model_path, _keras().Model) else model_path
-    if out is not None: out = check_csv_out(out, inputs, own, force=force, name='out')
+def _carried(model):
+    "The class names a model in memory carries: an `OnnxModel`'s, or a Keras model's (`classes_of`)."
+    if isinstance(model, OnnxModel): return model.classes
     from mvgg19_nb.model import classes_of
-    if isinstance(model_path, _keras().Model): model, classes = model_path, classes_of(model_path)
-    else: model, classes = load_model(model_path)
+    return classes_of(model)
+
+def _needs_positive(card, threshold, card_file, name):
+    "A `CLIError` if `threshold` is given but the model `card` (from `card_file`) names no positive class."
+    if threshold is None or (card or {}).get('positive_class'): return
+    why = (f"the model card {card_file} names none" if card else
+           f"no model card {card_file} beside the model (mvgg19 train writes one)" if card_file else
+           "a model in memory has no model card: pass its file")
+    raise CLIError(f"{name} needs the positive class of a binary model: {why}")
+
+def predict_files(model_path, inputs, out=None, threshold=None, batch_size=32, progress=True, exclude=(),
+                  skip_masks=True, force=False, log=print, names=None) -> pd.DataFrame:
+    """The predictions table of the image files in `inputs` (files or folders) with the model file `model_path`
+    (.keras or .onnx; or a model in memory) as its model card says: its classes, its positive class (`p_positive`),
+    called where `p_positive >= threshold`. Written as CSV to `out` too (`check_csv_out`; replaced only if `force`).
+    Files matching the globs `exclude`, and masks (unless `skip_masks` is False), are skipped, said. `names`: how the
+    messages name `out` and `threshold` (the command line's `{'out': '--out', 'threshold': '--threshold'}`)."""
+    name = {'out': 'out', 'threshold': 'threshold', **(names or {})}
+    batch_size = check_params(batch_size=batch_size)['batch_size']
+    check_threshold(threshold, name['threshold'])
+    path = check_model_path(model_path) if isinstance(model_path, (str, os.PathLike)) else None  # before TensorFlow
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    missing = [x for x in inputs if not os.path.lexists(x)]
+    if missing: raise FileNotFoundError(f"{str(missing[0])!r}: no such file or folder; give image files or folders of them")
+    card_file = None if path is None else card_path(path)
+    out = out and check_csv_out(out, inputs, path, card_file, force, name['out'])  # before any work
+    card = None if path is None else read_card(path, log=log)
+    _needs_positive(card, threshold, card_file, name['threshold'])
     paths = select_images(inputs, exclude, skip_masks, log)
-    if not paths: raise FileNotFoundError(f"no image files ({' '.join(IMAGE_EXTS)}) to predict in {inputs}")
-    df = predict(model, paths, classes, batch_size, progress, on_error)
-    if out is not None: write_csv(df, out)
+    if not paths: raise FileNotFoundError(f"no image files to predict in {' '.join(map(str, inputs))}")
+    model, classes = open_model(path) if path is not None else (model_path, _carried(model_path))
+    classes, positive, sizes = card_classes(card, model, classes, card_file)
+    if positive: log(f"p_positive: the probability of {positive!r}, the positive class (model card)" +
+                     (f"; predicted {positive!r} where p_positive >= {threshold:g}" if threshold is not None else ''))
+    df = predict_images(model, paths, classes, batch_size, progress, positive, threshold, sizes, log)
+    if out: write_csv(df, out)  # complete, or the old file left as it was
     return df
 
 # %% ../nbs/10_predict.ipynb #de617cfd

@@ -26,8 +26,8 @@ from .params import ParameterError, check_params, resolve_epochs
 
 # %% auto #0
 __all__ = ['HEAD_KEYS', 'BASELINES', 'STACKED_WORKERS', 'BACKENDS', 'HEADS', 'duplicate_groups', 'make_folds', 'split_validation',
-           'check_model_kwargs', 'probe_features', 'compute_baselines', 'CVResult', 'default_workers', 'cross_validate',
-           'train_final_model']
+           'check_model_kwargs', 'probe_features', 'compute_baselines', 'CVResult', 'run_fold', 'default_workers',
+           'limit_threads', 'register_fold_backend', 'fold_backend', 'cross_validate', 'train_final_model']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -173,7 +173,7 @@ class CVResult:
         return pd.concat({m: summarize(self.metrics(m)) for m in (*self.runs, *self.baselines)})
 
 # %% ../nbs/05_train.ipynb #d1b899e8
-def _run_fold(task, shared):
+def run_fold(task, shared):
     """Train and test one model on one fold and save its fold file; in this process or in a worker. Returns
     (model, fold, seconds), or for a stacked task (its fold a tuple of folds, see `_run_stack`) a list of them."""
     m, k, tr, va, te = task
@@ -195,7 +195,7 @@ def _run_fold(task, shared):
     return m, k, fit_s
 
 def _run_stack(task, shared):
-    """Train one model's heads of the folds `task[1]` (a tuple) as one `FoldStack`, save each fold's file as `_run_fold`
+    """Train one model's heads of the folds `task[1]` (a tuple) as one `FoldStack`, save each fold's file as `run_fold`
     would; returns [(model, fold, seconds)], each fold's seconds its share of the stack's time."""
     m, ks, trs, vas, tes = task
     s, t0 = shared, time.perf_counter()
@@ -221,7 +221,7 @@ def default_workers(n_jobs, cached=True):
     except Exception: accelerated = False
     return 1 if accelerated else max(1, min(cpu_cores(), 8, n_jobs))
 
-def _limit_threads(threads):
+def limit_threads(threads):
     "Give this worker process `threads` CPU threads (before its backend starts), so that workers share the cores."
     if keras.backend.backend() == 'tensorflow':
         import tensorflow as tf
@@ -264,32 +264,47 @@ def _watch_parent(pid, every=1.0):
 def _worker_fold(task, shared, threads, parent=None):
     "A fold (or stack) in a loky worker with `threads` threads, which ends with the process `parent` that started it."
     if parent is not None: _watch_parent(parent)
-    _limit_threads(threads)
-    return _run_fold(task, shared)
+    limit_threads(threads)
+    return run_fold(task, shared)
 
-BACKENDS = ('loky', 'serial', 'ray')
+def _serial_folds(tasks, shared, workers):
+    "The fold backend 'serial': every task in this process, one after the other."
+    return (run_fold(t, shared) for t in tasks)
 
-def _ray_runner():
-    "`mvgg19_nb.cluster.run_folds_ray`, or an ImportError that says what is missing."
-    try: from mvgg19_nb.cluster import run_folds_ray
-    except ImportError as e:
-        raise ImportError(f"backend='ray' needs mvgg19_nb.cluster.run_folds_ray and the ray package ({e}); "
-                          "install ray (pip install ray) or use backend='loky' or 'serial'") from e
-    return run_folds_ray
+def _loky_folds(tasks, shared, workers):
+    "The fold backend 'loky': `workers` processes on this machine (in this process when `workers` is 1)."
+    if workers <= 1: return _serial_folds(tasks, shared, workers)
+    from mvgg19_nb import train  # by module name, so that workers import it rather than unpickle it from a notebook
+    run = Parallel(n_jobs=workers, backend='loky', batch_size=1, return_as='generator_unordered')
+    threads = max(1, cpu_cores() // workers)
+    return run(delayed(train._worker_fold)(t, shared, threads, os.getpid()) for t in tasks)
+
+# the fold backends of `cross_validate`: a runner `fn(tasks, shared, workers)` yielding (model, fold, seconds), or
+# lists of them for stacked tasks; or 'module:function', imported when used (Ray's is chapter 13's, above this one)
+BACKENDS = {'loky': _loky_folds, 'serial': _serial_folds, 'ray': 'mvgg19_nb.cluster:run_folds_ray'}
+
+def register_fold_backend(name: str, runner):
+    "Make `runner(tasks, shared, workers)`, or a 'module:function' naming it, the fold backend `name`."
+    BACKENDS[name] = runner
+
+def fold_backend(name: str):
+    "The runner of the fold backend `name`, a 'module:function' one imported now; an ImportError says what is missing."
+    if name not in BACKENDS: raise ValueError(f"backend={name!r}: use one of {', '.join(map(repr, BACKENDS))}")
+    runner = BACKENDS[name]
+    if not isinstance(runner, str): return runner
+    import importlib
+    module, _, attr = runner.partition(':')
+    try: return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ImportError(f"backend={name!r} needs {module}.{attr} and the {name} package ({e}); install {name} "
+                          f"(pip install {name}) or use backend='loky' or 'serial'") from e
 
 def _run_folds(tasks, shared, workers, backend='loky'):
     """Run `tasks` (model, fold, train, validation, test; or stacked tasks, several folds each) and yield
-    (model, fold, seconds) as folds finish. `backend`: 'loky' (`workers` processes on this machine; in this
-    process when `workers` is 1), 'serial' (in this process) or 'ray' (`mvgg19_nb.cluster.run_folds_ray`)."""
-    if backend not in BACKENDS: raise ValueError(f"backend={backend!r}: use one of {', '.join(map(repr, BACKENDS))}")
-    if backend == 'ray': done = _ray_runner()(tasks, shared, workers)
-    elif backend == 'serial' or workers <= 1: done = (_run_fold(t, shared) for t in tasks)
-    else:
-        from mvgg19_nb import train  # by module name, so that workers import it rather than unpickle it from a notebook
-        run = Parallel(n_jobs=workers, backend='loky', batch_size=1, return_as='generator_unordered')
-        threads = max(1, cpu_cores() // workers)
-        done = run(delayed(train._worker_fold)(t, shared, threads, os.getpid()) for t in tasks)
-    for r in done: yield from (r if isinstance(r, list) else [r])  # a stacked task reports each of its folds
+    (model, fold, seconds) as folds finish, with the fold backend `backend` of `BACKENDS`: 'loky' (`workers`
+    processes on this machine), 'serial' (in this process) or 'ray' (`mvgg19_nb.cluster.run_folds_ray`)."""
+    for r in fold_backend(backend)(tasks, shared, workers):
+        yield from (r if isinstance(r, list) else [r])  # a stacked task reports each of its folds
 
 # %% ../nbs/05_train.ipynb #8c5e6b10
 HEADS = ('stacked', 'per_fold')
@@ -332,7 +347,7 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
     if backend not in BACKENDS:
         raise ParameterError(f"backend={backend!r}: use one of {', '.join(map(repr, BACKENDS))}")
     if cached not in (None, True, False): raise ParameterError(f"cached={cached!r}: use None, True or False")
-    if backend == 'ray': _ray_runner()  # missing: say so now, not after the extraction
+    fold_backend(backend)  # one that cannot be loaded (Ray's): say so now, not after the extraction
     p = check_params(models=models, folds=folds, epochs=epochs, batch_size=batch_size, val_split=val_split, views=views,
                      input_size=input_size, freeze=freeze, preprocessing=preprocessing, weights=weights, seed=seed,
                      workers=workers, augment=augment, precision=precision, bn_stats=bn_stats, patience=patience,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mvgg19_nb import cli
+from mvgg19_nb.cards import CARD_FORMAT
 from mvgg19_nb.experiment import EXPERIMENT_DEFAULTS, INPUT_SIZES, repo_root
 from fixtures import make_folder, make_magnetic_tile
 
@@ -261,7 +262,7 @@ def test_export_onnx_copies_the_card_and_checks_on_given_images(model_file, tmp_
     pytest.importorskip('tf2onnx'); pytest.importorskip('onnxruntime')
     from mvgg19_nb.images import file_digest, write_layout
     model = Path(shutil.copy(model_file, tmp_path/'tile.keras'))
-    card = {'format': cli.CARD_FORMAT, 'model_file': {'name': 'tile.keras', 'sha1': file_digest(model)},
+    card = {'format': CARD_FORMAT, 'model_file': {'name': 'tile.keras', 'sha1': file_digest(model)},
             'classes': ['Blowhole', 'Free'], 'positive_class': None, 'dataset': 'magnetic_tile', 'exports': [],
             'image_sizes': [{'size': [40, 40], 'images': 10}]}
     cli.write_json(tmp_path/'tile.json', card)

@@ -10,6 +10,7 @@ import nbformat
 import pytest
 
 from mvgg19_nb import cli, experiment
+from mvgg19_nb.cards import CARD_FORMAT
 from mvgg19_nb.images import write_layout
 from fixtures import make_folder
 
@@ -35,7 +36,7 @@ def _err(capsys):
 def test_export_never_removes_the_folder_of_its_inputs(tmp_path, capsys, monkeypatch):
     sm = tmp_path/'sm'; sm.mkdir()
     _keras_archive(sm/'model.keras'); (sm/'notes.txt').write_text('mine')
-    (sm/'model.json').write_text(json.dumps({'format': cli.CARD_FORMAT, 'classes': ['a', 'b'],
+    (sm/'model.json').write_text(json.dumps({'format': CARD_FORMAT, 'classes': ['a', 'b'],
                                              'model_file': {'sha1': cli.file_digest(sm/'model.keras')}}))
     before = _snapshot(sm)
     monkeypatch.chdir(sm)

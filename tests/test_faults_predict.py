@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from PIL import Image
-from mvgg19_nb import cli
+from mvgg19_nb import cli, predict as predict_module
+from mvgg19_nb.cards import CARD_FORMAT
 from mvgg19_nb.images import file_digest, write_layout
 
 ROOT = os.geteuid() == 0  # chmod does not stop root: there the tests make os.access say no
@@ -31,7 +32,7 @@ def line(model_file, tmp_path, monkeypatch):
     "A folder as a user has it: model.keras with its card model.json, rgb.jpg, and imgs/ with three 40x40 images."
     monkeypatch.chdir(tmp_path)
     shutil.copy(model_file, 'model.keras')
-    card = {'format': cli.CARD_FORMAT, 'model_file': {'name': 'model.keras', 'sha1': file_digest('model.keras')},
+    card = {'format': CARD_FORMAT, 'model_file': {'name': 'model.keras', 'sha1': file_digest('model.keras')},
             'classes': ['ok', 'defect'], 'positive_class': 'defect', 'dataset': 'folder', 'exports': [],
             'image_sizes': [{'size': [40, 40], 'images': 10}]}
     cli.write_json('model.json', card)
@@ -55,7 +56,7 @@ def predict(capsys, *argv):
 def no_prediction(monkeypatch):
     "Fail the test if a prediction starts: the mistakes below must be answered before any work."
     def predicted(*a, **k): raise AssertionError('predicted before the mistake was reported')
-    monkeypatch.setattr(cli, 'predict_images', predicted)
+    monkeypatch.setattr(predict_module, 'predict_images', predicted)  # what predict_files runs
 
 
 def deny(monkeypatch, path, mode):
