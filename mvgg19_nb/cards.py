@@ -12,6 +12,7 @@ from .experiment import BASELINE_NAMES, DATASET_NAMES, EXPERIMENT_DEFAULTS, reru
 from .images import ImageError, file_digest, image_info, n_workers
 from .results import baseline_of, provenance, read_results
 from .runargs import CLIError
+from .params import names
 
 # %% auto #0
 __all__ = ['CARD_FORMAT', 'CARD_VERSION', 'RECIPE_KEYS', 'TRAIN_UNUSED', 'card_path', 'not_a_card', 'check_card', 'read_card',
@@ -21,8 +22,7 @@ __all__ = ['CARD_FORMAT', 'CARD_VERSION', 'RECIPE_KEYS', 'TRAIN_UNUSED', 'card_p
 CARD_FORMAT = 'mvgg19 model card'
 CARD_VERSION = 1
 # what a results file must share with a trained model, besides its images
-RECIPE_KEYS = ('weights', 'freeze', 'input_size', 'epochs', 'batch_size', 'augment', 'views', 'seed', 'preprocessing',
-               'bn_stats', 'precision', 'standardize_trunk')
+RECIPE_KEYS = names('recipe')  # the run specification's recipe parameters (mvgg19_nb.params.RUN_SPEC)
 
 def card_path(model_path) -> Path:
     "The model card of the model file (or SavedModel folder) `model_path`: beside it, the same name ending in .json."
@@ -103,7 +103,7 @@ def cv_metrics(results, dataset, classes, content, model, params) -> tuple:
 
 # %% ../nbs/09b_cards.ipynb #19389180
 # cross-validation parameters: `mvgg19 train` accepts them (a `mvgg19 run` line works as it is) and says they are not used
-TRAIN_UNUSED = ('folds', 'val_split', 'runs_dir', 'check_augmentation')
+TRAIN_UNUSED = (*(n for n in names('cv') if n != 'models'), 'runs_dir')  # how a cross-validation measures
 
 def image_sizes(paths, top=50) -> list:
     "The sizes of the images `paths`, read from their headers, most common first: `[{'size': [h, w], 'images': n}]`."

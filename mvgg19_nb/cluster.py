@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from .images import cpu_cores, write_atomic
+from .params import names
 # what `mvgg19 run` and a sweep share: the run arguments (chapter 9a), below both command lines
 from .runargs import CLIError, check_run, check_writable_dir, in_repo, parse_params, parse_size, resolve_paths
 
@@ -145,7 +146,7 @@ def run_folds_ray(tasks, shared, workers, address=None, retries=1, num_gpus=0, c
                            ) from failed[0][1]
 
 # %% ../nbs/13_cluster.ipynb #71006f61
-LOCATIONS = ('output_dir', 'runs_dir', 'cache_dir')  # where a run writes, not what it computes: not compared
+LOCATIONS = names('location')  # where a run writes, not what it computes: not compared
 
 class SweepError(ValueError):
     "A sweep that cannot start: the message names the parameter set, the parameter or the file, and the fix."

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast, io, json, os, shutil, tempfile, textwrap, tokenize
 from pathlib import Path
 from .experiment import EXPERIMENT_DEFAULTS, INPUT_SIZES, default_input_size, repo_root, template_path
-from .params import ALLOWED, ParameterError, check_params, parse_value
+from .params import ALLOWED, ParameterError, check_params, names, parse_value
 
 # %% auto #0
 __all__ = ['PATH_PARAMS', 'PATH_NOTES', 'CLIError', 'parse_size', 'parse_params', 'resolve_paths', 'check_writable_dir',
@@ -36,7 +36,7 @@ def parse_params(pairs, command='run') -> dict:
     return out
 
 # %% ../nbs/09a_runargs.ipynb #4d6d03f3
-PATH_PARAMS = ('data_root', 'output_dir', 'runs_dir', 'cache_dir')  # template parameters that are paths
+PATH_PARAMS = ('data_root', *names('location'))  # the run parameters that are folders
 
 def resolve_paths(params: dict, cwd=None) -> dict:
     "`params` with each path (folders, a weights file) absolute: `~` expanded, relative ones joined to `cwd` (or here)."

@@ -128,7 +128,7 @@ def test_ray_backend_delegates_to_the_cluster_module(ds, cache, run, tmp_path, m
     calls = []
     def run_folds_ray(tasks, shared, workers, address=None):
         calls.append(([(t[0], t[1]) for t in tasks], workers, address))
-        for t in tasks: yield train._run_fold(t, shared)
+        for t in tasks: yield train.run_fold(t, shared)
     monkeypatch.setitem(sys.modules, 'mvgg19_nb.cluster', types.SimpleNamespace(run_folds_ray=run_folds_ray))
     res = cross_validate(ds, out_dir=tmp_path, cache_dir=cache, backend='ray', workers=3, **ARGS)
     assert calls == [([(m, k) for m in ('vgg19', 'mvgg19') for k in range(3)], 3, None)]  # one fold per Ray task
