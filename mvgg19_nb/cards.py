@@ -16,7 +16,7 @@ from .params import names
 
 # %% auto #0
 __all__ = ['CARD_FORMAT', 'CARD_VERSION', 'RECIPE_KEYS', 'TRAIN_UNUSED', 'card_path', 'not_a_card', 'check_card', 'read_card',
-           'cv_metrics', 'image_sizes', 'make_card']
+           'cv_metrics', 'image_sizes', 'make_card', 'operating_point']
 
 # %% ../nbs/09b_cards.ipynb #776e633f
 CARD_FORMAT = 'mvgg19 model card'
@@ -96,7 +96,8 @@ def cv_metrics(results, dataset, classes, content, model, params) -> tuple:
     out = dict(results_file=str(p), date=(rec.get('provenance') or {}).get('date'), folds=got.get('folds'),
                n_images=rec.get('n_images'), metric_units=rec.get('metric_units', 'fraction'),
                models={m: _stats(r) for m, r in rec['models'].items()},
-               baselines={b: _stats(baseline_of(rec, b)) for b in BASELINE_NAMES if baseline_of(rec, b)})
+               baselines={b: _stats(baseline_of(rec, b)) for b in BASELINE_NAMES if baseline_of(rec, b)},
+               decisions=((rec.get('decisions') or {}).get('models') or {}).get(model))
     acc = out['models'][model]['mean'].get('accuracy')
     return out, (f"cross-validated metrics for the card from {p} ({out['folds']} folds): {model} accuracy "
                  f"{100 * acc:.1f} %" if acc is not None else f"cross-validated metrics for the card from {p}")
@@ -114,7 +115,7 @@ def image_sizes(paths, top=50) -> list:
     return [{'size': list(s), 'images': n} for s, n in c.most_common(top)]
 
 def make_card(model_file, model, dataset, ds, params, name=None, how=None, data_digest=None, sizes=(), epochs=None,
-              wall_s=0.0, cv=None, cv_note=None) -> dict:
+              wall_s=0.0, cv=None, cv_note=None, operating_point=None) -> dict:
     """The model card of the saved `model_file` (to be named `name`): `model` trained on the images `ds` of `dataset`
     with the checked template parameters `params` for `epochs` epochs in `wall_s` seconds; `how` the positive class
     was told (None: no positive class); `cv`, `cv_note`: `cv_metrics`'s answer."""
@@ -135,4 +136,19 @@ def make_card(model_file, model, dataset, ds, params, name=None, how=None, data_
                 weights_id=weights_id(p['weights'], p['seed']), precision=resolve_precision(p['precision']),
                 parameters=parameters,
                 provenance={k: v for k, v in provenance(parameters, wall_s).items() if k != 'parameters'},
-                cross_validation=cv, cross_validation_note=cv_note, exports=[])
+                cross_validation=cv, cross_validation_note=cv_note, operating_point=operating_point, exports=[])
+
+# %% ../nbs/09b_cards.ipynb #eaca6e15
+def operating_point(cv, recall=0.99, band=False) -> tuple:
+    "`(point, note)`: the cross-validated operating point of target `recall` in `cv` (`cv_metrics`'s), or None and why."
+    d = (cv or {}).get('decisions')
+    if not d or 'operating_points' not in d:
+        return None, 'no operating point for the card: the results file holds no decisions of a binary model'
+    pts = [pt for pt in d['operating_points'] if pt.get('target') is not None and abs(pt['target'] - recall) < 1e-9]
+    if not pts or pts[0].get('threshold') is None:
+        why = pts[0].get('note') if pts else f"targets {[pt['target'] for pt in d['operating_points']]}"
+        return None, f"no operating point for the card at recall {recall:g}: {why or 'not reached'}"
+    pt = {**pts[0], 'from': cv.get('results_file'), **({'review_band': d.get('review_band')} if band else {})}
+    f = lambda k: f"{100 * pt[k]:.2f} % [{100 * pt[k + '_low']:.2f}, {100 * pt[k + '_high']:.2f}]"
+    return pt, (f"operating point for the card: {pt['point']}, threshold {pt['threshold']:.4g}: cross-validated "
+                f"recall {f('recall')}, false alarms {f('false_alarm')}" + ('; with its review band' if band else ''))

@@ -18,7 +18,8 @@ from .params import ParameterError, check_model_file, check_params, dataset_key,
 # the run arguments (chapter 9a) and the model cards (chapter 9b), which the sweep and predict share
 from .runargs import (CLIError, check_run, check_writable_dir, in_repo, parameters_help, parse_params,
                                resolve_paths)
-from .cards import TRAIN_UNUSED, card_path, cv_metrics, image_sizes, make_card, not_a_card, read_card
+from .cards import (TRAIN_UNUSED, card_path, cv_metrics, image_sizes, make_card, not_a_card,
+                             operating_point, read_card)
 # which files, how they are read, the table: chapter 10's, loaded without Keras (the ONNX path never imports it)
 from .predict import OnnxModel, plural, predict_files, read_batch, select_images, write_csv
 
@@ -84,6 +85,9 @@ def _train_parser(sub):
     t.add_argument('--out', required=True, help='the model file to write, e.g. casting.keras (its card: casting.json)')
     t.add_argument('--model', default='mvgg19', choices=model_constants()['MODELS'], help='the model (default: mvgg19)')
     t.add_argument('--force', action='store_true', help='overwrite --out and its card if they exist')
+    t.add_argument('--recall', type=float, default=0.99, metavar='R', help="the card's operating point: the cross-validated threshold of this recall of the defective class (default 0.99)")
+    t.add_argument('--review-band', action='store_true', help="the card's operating point with its review band "
+                   '(accept, review, reject), from the same results file')
     t.add_argument('--no-progress', action='store_true', help='no progress bars or epoch lines')
 
 def _export_parser(sub):
@@ -258,6 +262,8 @@ def cmd_predict(args, log=print) -> int:
                            args.exclude, force=args.force, log=note, names=PREDICT_OPTIONS)
     failures = int((df['error'] != '').sum())
     done = f"{plural(len(df) - failures, 'prediction')} and {plural(failures, 'failure')}"
+    if 'decision' in df: done += '; decisions: ' + ', '.join(f'{n} {d}' for d, n in
+                                                             df.loc[df['decision'] != '', 'decision'].value_counts().items())
     if args.out: log(f'wrote {done} to {args.out}')  # (written by predict_files: complete, or the old file as it was)
     else: write_csv(df); note(done)  # one write, flushed once: a closed pipe (| head) raises there
     if failures == len(df):
@@ -316,6 +322,7 @@ def _save_with_card(trained, out, card_file, **card):
 
 def cmd_train(args, log=print) -> int:
     "`mvgg19 train`: check everything, then train the final model on all the dataset's images; write it and its card."
+    if not 0 < args.recall < 1: raise CLIError(f"--recall {args.recall:g}: use a number between 0 and 1, e.g. 0.99")
     key, params, p = _train_params(args)
     out, card_file = _train_out(args)
     ds, how = _train_data(args, key, p, out, card_file)
@@ -332,6 +339,8 @@ def cmd_train(args, log=print) -> int:
     cv, why = (None, 'output_dir=None: no results file looked for') if results is None else \
         cv_metrics(results, key, ds.classes, content, args.model, p)
     log(why)
+    point, point_note = operating_point(cv, args.recall, args.review_band) if how else (None, None)
+    if point_note: log(point_note)
     (h, w), views = p['input_size'], p['views'] if p['augment'] is not False else 1
     epochs = resolve_epochs(p['epochs'], len(ds), p['batch_size'])  # 'auto': as the folds, on all the images
     _room_for_model(out, args.model, len(ds.classes), (h, w))
@@ -346,7 +355,8 @@ def cmd_train(args, log=print) -> int:
     except ImageError as e: raise CLIError(str(e)) from None
     wall = time.perf_counter() - t0
     _save_with_card(model, out, card_file, model=args.model, dataset=key, ds=ds, params=p, how=how,
-                    data_digest=content, sizes=sizes, epochs=epochs, wall_s=wall, cv=cv, cv_note=why)
+                    data_digest=content, sizes=sizes, epochs=epochs, wall_s=wall, cv=cv, cv_note=why,
+                    operating_point=point)
     log(f"wrote {out} ({out.stat().st_size / 2**20:.0f} MiB) and its model card {card_file.name}; "
         f"trained in {wall:.0f} s")
     return 0

@@ -21,7 +21,7 @@ from .runargs import CLIError
 __all__ = ['RESERVED_COLUMNS', 'ASPECT_LIMIT', 'PREDICTIONS_HEADER', 'save_model', 'load_model', 'mask_files', 'select_images',
            'read_batch', 'predictions_table', 'predict_chunks', 'size_note', 'plural', 'predict_images', 'OnnxModel',
            'predict', 'check_csv_out', 'write_csv', 'check_model_path', 'open_model', 'check_threshold', 'card_classes',
-           'predict_files', 'export_saved_model', 'export_onnx']
+           'card_threshold', 'decision_column', 'predict_files', 'export_saved_model', 'export_onnx']
 
 # %% ../nbs/10_predict.ipynb #af025fb0
 def _keras():
@@ -386,6 +386,21 @@ def _needs_positive(card, threshold, card_file, name):
            "a model in memory has no model card: pass its file")
     raise CLIError(f"{name} needs the positive class of a binary model: {why}")
 
+def card_threshold(card, threshold=None, positive=None, log=print) -> tuple:
+    "`(threshold, band)`: the one given, else the card's operating point (and its review band); (None, None) without."
+    point = (card or {}).get('operating_point') if positive else None
+    if threshold is not None or not point: return threshold, None
+    log(f"threshold {point['threshold']:.4g} from the model card ({point['point']}: cross-validated recall "
+        f"{100 * point['recall']:.2f} %, false alarms {100 * point['false_alarm']:.2f} %)" +
+        ('; parts between its review band go to review' if point.get('review_band') else ''))
+    return point['threshold'], point.get('review_band')
+
+def decision_column(df, threshold=None, band=None):
+    "Each row's decision for the line: 'defective', 'good', or 'review' (inside `band`); '' where the file failed."
+    from mvgg19_nb.decisions import decide
+    made = decide(df['p_positive'].fillna(0).to_numpy(float), threshold, band)
+    return np.where(df['error'] != '', '', made)
+
 def predict_files(model_path, inputs, out=None, threshold=None, batch_size=32, progress=True, exclude=(),
                   skip_masks=True, force=False, log=print, names=None) -> pd.DataFrame:
     """The predictions table of the image files in `inputs` (files or folders) with the model file `model_path`
@@ -408,9 +423,11 @@ def predict_files(model_path, inputs, out=None, threshold=None, batch_size=32, p
     if not paths: raise FileNotFoundError(f"no image files to predict in {' '.join(map(str, inputs))}")
     model, classes = open_model(path) if path is not None else (model_path, _carried(model_path))
     classes, positive, sizes = card_classes(card, model, classes, card_file)
+    threshold, band = card_threshold(card, threshold, positive, log)
     if positive: log(f"p_positive: the probability of {positive!r}, the positive class (model card)" +
                      (f"; predicted {positive!r} where p_positive >= {threshold:g}" if threshold is not None else ''))
     df = predict_images(model, paths, classes, batch_size, progress, positive, threshold, sizes, log)
+    if positive and (threshold is not None or band): df['decision'] = decision_column(df, threshold, band)
     if out: write_csv(df, out)  # complete, or the old file left as it was
     return df
 
