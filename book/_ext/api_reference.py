@@ -28,9 +28,11 @@ WIDTH = 100  # longer signatures get one parameter per line
 # helpers of `mvgg19`'s `main` and its subcommands (the command line is documented by `mvgg19 --help` and its chapter).
 INTERNAL = {
     'images': ('make_image', 'write_layout'),  # test fixtures
-    'cli': ('PATH_PARAMS', 'PATH_NOTES', 'TRAIN_UNUSED', 'FIXES', 'resolve_paths', 'check_writable_dir',
-            'template_parameters', 'parameters_help', 'cv_metrics', 'find_datasets', 'check_run', 'summary_line',
-            'audit_line', 'check_model_path', 'check_images'),
+    'cli': ('DATASET_HELP', 'PREDICT_OPTIONS', 'FIXES', 'find_datasets', 'summary_line', 'audit_line',
+            'check_images'),
+    'runargs': ('PATH_PARAMS', 'PATH_NOTES', 'parse_size', 'resolve_paths', 'check_writable_dir', 'in_repo',
+                'template_parameters', 'parameters_help', 'check_run'),  # what `mvgg19 run` and `sweep` share
+    'cards': ('TRAIN_UNUSED', 'not_a_card', 'image_sizes'),  # `mvgg19 train`'s helpers
     'cluster': ('sweep_parser', 'sweep_main'),  # `mvgg19 sweep`: its parser and entry point
 }
 # The functions a reader starts with, in the order of use: `module.name`.
