@@ -4,7 +4,7 @@ import os, signal, subprocess, sys, tempfile, time, uuid
 os.environ.setdefault('KERAS_HOME', tempfile.mkdtemp(prefix='keras_home_'))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.pop('RAY_ADDRESS', None)  # a local instance, whatever the environment names
-import inspect, json
+import json
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +43,7 @@ def _cv_on_ray(ds, out_dir, cache_dir, **ray_kwargs):
     def runner(tasks, shared, workers, *_):
         calls.append(len(tasks))
         return run_folds_ray(tasks, shared, workers, **ray_kwargs)
-    if not ray_kwargs and 'backend' in inspect.signature(cross_validate).parameters:
-        return cross_validate(ds, out_dir=out_dir, cache_dir=cache_dir, backend='ray', **CV), None
+    if not ray_kwargs: return cross_validate(ds, out_dir=out_dir, cache_dir=cache_dir, backend='ray', **CV), None
     saved, train._run_folds = train._run_folds, runner
     try: return cross_validate(ds, out_dir=out_dir, cache_dir=cache_dir, **CV), calls
     finally: train._run_folds = saved

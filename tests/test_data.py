@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from mvgg19_nb import data as D
-from mvgg19_nb.data import (DATASETS, Audit, DataError, DataNotFoundError, Dataset, audit, check_folds,
-                            drop_duplicates, find_root, load_bridge_dbcc, load_casting, load_dataset, load_elpv,
+from mvgg19_nb.audit import Audit, audit, drop_duplicates
+from mvgg19_nb.data import (DATASETS, DataError, DataNotFoundError, Dataset, check_folds, find_root, load_bridge_dbcc, load_casting, load_dataset, load_elpv,
                             load_folder, load_gc10det, load_itodd, load_magnetic_tile, load_manifest, load_sdnet2018,
                             mask_path, scan_folder)
 from mvgg19_nb.images import (ImageError, check_size, file_digest, image_info, load_image, load_images,
