@@ -127,7 +127,7 @@ def _weights_note(tab) -> str:
     return '\n'.join(out)
 
 def summary_page(tab, results_rel: str, figure_rel: str) -> str:
-    "The summary page's Markdown for `tab` (`summary_table`), naming the results folder and the figure as relative paths."
+    "The summary page's Markdown for `tab` (`summary_table`); the results folder and the figure as relative paths."
     return f"""# Summary: our numbers beside the paper's
 
 This page is generated from the results files \

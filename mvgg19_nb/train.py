@@ -309,16 +309,19 @@ def _stacked_tasks(pending, splits, fold_idx, parts):
 def cv_options(ds, **args) -> dict:
     "`cross_validate`'s arguments checked (`ParameterError`, before any work) and resolved, defaults spelt out."
     if not isinstance(ds, Dataset): raise ParameterError(f"ds={ds!r}: pass a Dataset (mvgg19_nb.data.load_dataset)")
-    if args['heads'] not in HEADS: raise ParameterError(f"heads={args['heads']!r}: use one of {', '.join(map(repr, HEADS))}")
+    if args['heads'] not in HEADS:
+        raise ParameterError(f"heads={args['heads']!r}: use one of {', '.join(map(repr, HEADS))}")
     if args['backend'] not in BACKENDS:
         raise ParameterError(f"backend={args['backend']!r}: use one of {', '.join(map(repr, BACKENDS))}")
-    if args['cached'] not in (None, True, False): raise ParameterError(f"cached={args['cached']!r}: use None, True or False")
+    if args['cached'] not in (None, True, False):
+        raise ParameterError(f"cached={args['cached']!r}: use None, True or False")
     if args['backend'] == 'ray': _ray_runner()  # missing: say so now, not after the extraction
     o = {**check_params(**args, dataset=ds), 'out_dir': args['out_dir'], 'cache_dir': args['cache_dir']}
     del o['dataset']
     check_model_kwargs(len(ds.classes), args['model_kwargs'], o['input_size'], o['weights'], ('finetune_from',),
                        freeze=o['freeze'], preprocessing=o['preprocessing'], seed=o['seed'])
-    o['input_size'], o['augment'] = tuple(o['input_size']), None if o['augment'] is True else o['augment']  # True: defaults
+    o['input_size'] = tuple(o['input_size'])
+    o['augment'] = None if o['augment'] is True else o['augment']  # True: the defaults
     o['model_kwargs'] = {'standardize_trunk': True, **(args['model_kwargs'] or {})}  # the default spelt out
     o['cached'] = o['freeze'] == 'frozen' if args['cached'] is None else args['cached']
     if o['cached'] and o['freeze'] != 'frozen':
@@ -479,7 +482,8 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
         res.runs = collect_folds(run_dir, o['models'], plan)
         if baselines:
             t0 = time.perf_counter()
-            res.baselines = fold_baselines(run_dir, plan, lambda: feats if feats is not None else fold_inputs(ds, o, plan, 1), progress)
+            view0 = lambda: feats if feats is not None else fold_inputs(ds, o, plan, 1)  # the cache's original view
+            res.baselines = fold_baselines(run_dir, plan, view0, progress)
             res.timings['baselines_s'] = time.perf_counter() - t0
         res.timings['wall_s'] = time.perf_counter() - t_start
         res.params['run_dir'] = str(run_dir)

@@ -96,7 +96,8 @@ def test_second_run_on_the_same_folder_is_refused(ds, cache, clean, copy, monkey
     out, run_dir = copy
     def expensive(*a, **k): raise AssertionError('a refused run extracted, loaded or trained')
     with monkeypatch.context() as mp, run_lock(run_dir):  # as a run in this process holds it; another process: below
-        for name in ('extract_features', 'fold_inputs', 'train_folds', 'collect_folds'): mp.setattr(train, name, expensive)
+        for name in ('extract_features', 'fold_inputs', 'train_folds', 'collect_folds'):
+            mp.setattr(train, name, expensive)
         mp.setattr(type(ds), 'load', expensive)
         with pytest.raises(RunLocked, match=re.escape(f'run folder {run_dir} is in use by process {os.getpid()} on ')):
             cross_validate(ds, out_dir=out, cache_dir=cache, progress=False, **SERIAL)  # at once: no waiting

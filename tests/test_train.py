@@ -1,6 +1,6 @@
 """cross_validate end to end on 42 magnetic tile images, or synthetic ones where they are absent (conftest's `ds`;
-random backbone: no ImageNet download here): resume after a kill, determinism, stacked heads against the per-fold reference, worker processes and backends, parameters refused
-before any work."""
+random backbone: no ImageNet download here): resume after a kill, determinism, stacked heads against the per-fold
+reference, worker processes and backends, parameters refused before any work, the committed runs' identities."""
 import inspect, json, os, pickle, re, signal, subprocess, sys, tempfile, textwrap, time, types
 os.environ.setdefault('KERAS_HOME', tempfile.mkdtemp(prefix='keras_home_'))
 from pathlib import Path
