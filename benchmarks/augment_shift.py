@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import keras
 from mvgg19_nb.data import load_dataset
-from mvgg19_nb.features import extract_features, content_digest
+from mvgg19_nb.features import extract_features
+from mvgg19_nb.images import content_digest
 from mvgg19_nb.train import make_folds, probe_features
 from mvgg19_nb.metrics import balanced_accuracy, linear_probe
 

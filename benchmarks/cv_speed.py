@@ -26,8 +26,8 @@ from pathlib import Path
 os.environ.setdefault('KERAS_HOME', str(Path(__file__).resolve().parents[1]/'.keras_home'))
 import numpy as np, keras
 from mvgg19_nb.data import load_dataset
-from mvgg19_nb.features import (build_cached_head, cpu_flags, extract_features, feature_extractor, native_bfloat16,
-                                content_digest)
+from mvgg19_nb.features import build_cached_head, cpu_flags, extract_features, feature_extractor, native_bfloat16
+from mvgg19_nb.images import content_digest
 from mvgg19_nb.model import build_backbone, build_model
 from mvgg19_nb.heads import ViewSampler, compile_head, fit_cached_head
 from mvgg19_nb.train import STACKED_WORKERS, cross_validate, default_workers

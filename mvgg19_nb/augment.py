@@ -7,14 +7,12 @@ from __future__ import annotations
 import numpy as np
 import keras
 from keras import layers
+from .params import AUGMENT_DEFAULTS
 
 # %% auto #0
-__all__ = ['AUGMENT_DEFAULTS', 'build_augmenter', 'augmenter_summary', 'augment_views']
+__all__ = ['build_augmenter', 'augmenter_summary', 'augment_views']
 
 # %% ../nbs/02_augment.ipynb #6d7d688b
-AUGMENT_DEFAULTS = dict(noise_std=3.0, rotation=0.05, flip='horizontal_and_vertical',
-                        height_shift=0.1, width_shift=0.1, fill_mode='reflect')  # ours: the paper gives no magnitudes
-
 def build_augmenter(noise_std=3.0,  # std of additive Gaussian noise, in pixel units (0..255 scale); see below
                     rotation=0.05,  # max rotation as a fraction of a full turn (0.05 = +/-18 degrees)
                     flip='horizontal_and_vertical',  # `RandomFlip` mode: 'horizontal', 'vertical', both, or None

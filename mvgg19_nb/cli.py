@@ -301,7 +301,8 @@ def _train_out(args) -> tuple:
 
 def _train_data(args, key, p, out, card_file) -> tuple:
     "`(ds, how)`: the images to train on (the `max_images` sample), how its positive class was told; outputs checked."
-    from mvgg19_nb.data import load_dataset, with_positive_class
+    from mvgg19_nb.classes import with_positive_class
+    from mvgg19_nb.data import load_dataset
     with _user_path(): ds = load_dataset(key, root=p['data_root'])
     for f in (args.out, card_file): check_output(f, args.force, [ds.meta.get('root') or p['data_root'] or out], '--out')
     check_params(dataset=ds, max_images=p['max_images'], seed=p['seed'], positive_class=p['positive_class'])

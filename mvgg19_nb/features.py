@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_features.ipynb #93dcec21
 from __future__ import annotations
-import hashlib, json, os, time
+import json, os, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -12,13 +12,13 @@ import keras
 from keras import layers, ops
 from .model import (DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_backbone, branch_name, check_weights,
                              trunk_output, classifier_head, resolve_input_size)
-from .images import write_atomic
+from .images import content_digest, file_digest, write_atomic
+from .params import AUGMENT_DEFAULTS, PRECISIONS
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'DESCRIPTION', 'DESCRIPTION_FORMAT', 'SpatialMoments', 'cpu_flags', 'native_bfloat16',
-           'resolve_precision', 'feature_extractor', 'feature_layout', 'PooledBD', 'Span', 'build_cached_head',
-           'transfer_head', 'weights_id', 'content_digest', 'DamagedCache', 'ViewStack', 'Features', 'open_features',
-           'extract_features']
+__all__ = ['DESCRIPTION', 'DESCRIPTION_FORMAT', 'SpatialMoments', 'cpu_flags', 'native_bfloat16', 'resolve_precision',
+           'feature_extractor', 'feature_layout', 'PooledBD', 'Span', 'build_cached_head', 'transfer_head',
+           'weights_id', 'DamagedCache', 'ViewStack', 'Features', 'open_features', 'remove_orphans', 'extract_features']
 
 # %% ../nbs/04_features.ipynb #e3ce6f5a
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
@@ -35,8 +35,6 @@ class SpatialMoments(layers.Layer):
     def get_config(self): return {**super().get_config(), 'squares': self.squares}
 
 # %% ../nbs/04_features.ipynb #bbae914f
-PRECISIONS = ('float32', 'bfloat16', 'auto')
-
 def cpu_flags():
     "The CPU's feature flags, from /proc/cpuinfo (an empty set where there is none)."
     try:
@@ -194,11 +192,7 @@ def weights_id(weights, seed=0):
     check_weights(weights)  # a missing or unfit file is named before it is read
     if weights is None: return f'random-seed{seed}'
     if weights == 'imagenet': return 'imagenet'
-    return 'sha1-' + hashlib.sha1(Path(weights).read_bytes()).hexdigest()[:16]
-
-def content_digest(obj) -> str:
-    "16 hex digits of the sha1 of `obj` as sorted JSON: the identity of a dataset's content, a cache or a run."
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return 'sha1-' + file_digest(weights)[:16]
 
 class DamagedCache(ValueError):
     "A feature cache file that does not hold what it should."
@@ -269,13 +263,6 @@ def open_features(paths, layout, folder):
 # %% ../nbs/04_features.ipynb #7eb5e6ea
 DESCRIPTION, DESCRIPTION_FORMAT = 'layout.json', 2  # the cache's description: spec, layout and one entry per view
 
-def _file_digest(path):
-    "blake2b of the file at `path`, read in 4 MiB blocks."
-    h = hashlib.blake2b(digest_size=20)
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''): h.update(block)
-    return h.hexdigest()
-
 def _read_description(folder, spec):
     "(description, None) if `folder`'s description is complete and of this `spec`, else (None, why not)."
     path = folder/DESCRIPTION
@@ -312,11 +299,11 @@ def _view_problem(path, entry):
             or offset + 4 * int(np.prod(shape)) != st.st_size:
         return f"holds {dtype} {shape}, not float32 {tuple(entry['shape'])}"
     if st.st_mtime_ns != entry['mtime_ns']:
-        if _file_digest(path) != entry['blake2b']: return 'was modified: its checksum no longer matches'
+        if file_digest(path, 'blake2b') != entry['blake2b']: return 'was modified: its checksum no longer matches'
         entry['mtime_ns'] = st.st_mtime_ns  # same bytes, touched: no need to hash it again next time
     return None
 
-def _remove_orphans(folder):
+def remove_orphans(folder):
     "Delete temporary files left in `folder` by processes that were killed while writing them."
     for t in folder.glob('*.tmp*'):
         pid = t.name.rsplit('.tmp', 1)[1].split('.')[0]
@@ -342,8 +329,7 @@ def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SI
                 precision=precision)
     folder = Path(cache_dir)/f'features-{content_digest(spec)}'
     folder.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(folder)
-    from mvgg19_nb.augment import AUGMENT_DEFAULTS
+    remove_orphans(folder)
     # the settings in force, defaults included: a changed default makes new views, not a reuse of the old ones
     aug_key = content_digest(dict(augment={**AUGMENT_DEFAULTS, **(augment or {})}, seed=seed))
     paths = [folder/('view0.npy' if v == 0 else f'view{v}-aug{aug_key}.npy') for v in range(views)]
@@ -379,7 +365,7 @@ def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SI
                 with open(tmp, 'wb') as out: np.save(out, f)  # (a file object: np.save adds no `.npy` to the name)
                 st = tmp.stat()  # os.replace keeps the size and mtime
                 desc['views'][name] = dict(shape=list(f.shape), size=st.st_size, mtime_ns=st.st_mtime_ns,
-                                           blake2b=_file_digest(tmp))
+                                           blake2b=file_digest(tmp, 'blake2b'))
                 _save_description(folder, desc)
             write_atomic(paths[v], save_view)
     elif any(desc['views'][k]['mtime_ns'] != m for k, m in mtimes.items()): _save_description(folder, desc)

@@ -278,6 +278,21 @@ def predict_heads(stack, xs, batch_size=256):
     return [np.concatenate(o) for o in outs]  # (rows are independent at inference: the padding changes nothing)
 
 # %% ../nbs/04a_heads.ipynb #e4543192
+def _stack_epoch(stack, subs, samplers, training) -> dict:
+    "One epoch of the heads `training` of `stack`, batch by batch (a head whose epoch is over sits out); mean logs."
+    sums = {f: {} for f in training}
+    for i in range(max(len(samplers[f]) for f in training)):
+        active = tuple(f for f in training if i < len(samplers[f]))
+        if active not in subs:  # folds that have finished their epoch sit the step out, untouched
+            sub = FoldStack([stack.heads[f] for f in active], [stack.folds[f] for f in active])
+            subs[active] = compile_stack(sub, stack.optimizer)
+        batches = [samplers[f][i] for f in active]
+        logs = subs[active].train_on_batch([x for x, _ in batches], [y for _, y in batches], return_dict=True)
+        for j, (f, (_, y)) in enumerate(zip(active, batches)):
+            for k, v in logs.items(): sums[f][k] = sums[f].get(k, 0.0) + float(np.asarray(v)[j]) * len(y)
+    for f in training: samplers[f].on_epoch_end()
+    return {f: {k: v / len(samplers[f].idx) for k, v in sums[f].items()} for f in training}
+
 def fit_cached_heads(stack, views, idxs, labels, epochs=15, batch_size=32, seeds=None, validations=None, verbose=False,
                      bn_stats='precise', patience=None):
     """Train the heads of a `FoldStack` (or a list of heads) together: head f on cached `views` of the images `idxs[f]`,
@@ -303,18 +318,7 @@ def fit_cached_heads(stack, views, idxs, labels, epochs=15, batch_size=32, seeds
     hists, best, training = [{} for _ in range(n)], [_Best(patience) for _ in range(n)], list(range(n))
     for e in range(epochs):
         if not training: break  # every head has stopped early
-        t0, sums = time.perf_counter(), [{} for _ in range(n)]
-        for i in range(max(len(samplers[f]) for f in training)):
-            active = tuple(f for f in training if i < len(samplers[f]))
-            if active not in subs:  # folds that have finished their epoch sit the step out, untouched
-                sub = FoldStack([heads[f] for f in active], [stack.folds[f] for f in active])
-                subs[active] = compile_stack(sub, stack.optimizer)
-            batches = [samplers[f][i] for f in active]
-            logs = subs[active].train_on_batch([x for x, _ in batches], [y for _, y in batches], return_dict=True)
-            for j, (f, (_, y)) in enumerate(zip(active, batches)):
-                for k, v in logs.items(): sums[f][k] = sums[f].get(k, 0.0) + float(np.asarray(v)[j]) * len(y)
-        for f in training: samplers[f].on_epoch_end()
-        logs = {f: {k: v / len(samplers[f].idx) for k, v in sums[f].items()} for f in training}
+        t0, logs = time.perf_counter(), _stack_epoch(stack, subs, samplers, training)
         checked = [f for f in training if validate[f]]
         if checked:
             if bn_stats == 'precise':  # the curves show what inference would give

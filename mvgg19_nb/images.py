@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_images.ipynb #34667952
 from __future__ import annotations
-import hashlib, os, stat
+import hashlib, json, os, stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +13,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'RESAMPLING', 'IMAGE_EXTS', 'ImageError', 'make_image', 'write_layout', 'to_rgb', 'file_kind',
-           'resize_image', 'load_image', 'ImageInfo', 'image_info', 'check_size', 'file_digest', 'write_atomic',
-           'scan_folder', 'Failure', 'progress_bar', 'cpu_cores', 'n_workers', 'load_images', 'as_batch', 'find_images']
+__all__ = ['MIN_SIDE', 'RESAMPLING', 'DIGESTS', 'IMAGE_EXTS', 'ImageError', 'make_image', 'write_layout', 'to_rgb', 'file_kind',
+           'resize_image', 'load_image', 'ImageInfo', 'image_info', 'check_size', 'file_digest', 'content_digest',
+           'write_atomic', 'scan_folder', 'Failure', 'progress_bar', 'cpu_cores', 'n_workers', 'load_images',
+           'image_items', 'as_batch', 'find_images']
 
 # %% ../nbs/00_images.ipynb #01ed64e5
 class ImageError(ValueError):
@@ -177,12 +178,19 @@ def check_size(path, min_side=MIN_SIDE) -> bool:
     return min(i.height, i.width) >= min_side
 
 # %% ../nbs/00_images.ipynb #41845118
-def file_digest(path, chunk=1<<20) -> str:
-    "SHA-1 hex digest of the bytes of `path`."
-    h = hashlib.sha1()
+DIGESTS = {'sha1': hashlib.sha1, 'blake2b': lambda: hashlib.blake2b(digest_size=20)}  # 40 hex digits each
+
+def file_digest(path, algorithm='sha1', chunk=1<<22) -> str:
+    "Hex digest of the bytes of `path`: `algorithm` 'sha1' (images, models) or 'blake2b' (feature cache views)."
+    if algorithm not in DIGESTS: raise ValueError(f"algorithm={algorithm!r}: use one of {', '.join(DIGESTS)}")
+    h = DIGESTS[algorithm]()
     with open(path, 'rb') as f:
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
+
+def content_digest(obj) -> str:
+    "16 hex digits of the sha1 of `obj` as sorted JSON: the identity of a dataset's content, a cache or a run."
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 # %% ../nbs/00_images.ipynb #d1ba03d3
 def write_atomic(path, content) -> Path:
@@ -294,16 +302,17 @@ def _array_rgb(a, size):
     if a.dtype != np.uint8: a = np.clip(np.round(np.nan_to_num(a.astype('float64'))), 0, 255).astype(np.uint8)
     return resize_image(to_rgb(Image.fromarray(a)), size)
 
-def _items(images_or_paths):
+def image_items(images_or_paths) -> list:
     "A list of paths and single-image arrays from a path, an array (one image or a batch) or a list of them."
     x = images_or_paths
     if isinstance(x, (str, os.PathLike)): return [x]
     if isinstance(x, np.ndarray): return list(x) if x.ndim == 4 else [x]
     return list(x)
 
+
 def as_batch(images_or_paths, size, on_error='raise'):
     "RGB uint8 `(N, *size, 3)` from paths and arrays; returns `(batch, failures)` with failures `{position: reason}`."
-    items = _items(images_or_paths)
+    items = image_items(images_or_paths)
     out, fails = np.zeros((len(items), *size, 3), np.uint8), {}
     paths = [i for i, v in enumerate(items) if isinstance(v, (str, os.PathLike))]
     if paths:

@@ -8,19 +8,18 @@ import numbers, os, warnings
 from pathlib import Path
 import keras
 from keras import layers, ops
-from .params import ParameterError, check_params
+from .params import (FREEZE, MIN_SIZE, MODEL_NAMES, PREPROCESSING, VGG19_CONVS, VGG19_NOTOP_URL,
+                              ParameterError, check_params)
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN_BGR', 'PREPROCESSING', 'VGG19_NOTOP_URL', 'VGG19_NOTOP_FILE', 'VGG19_NOTOP_MD5',
-           'VGG19_WEIGHTED_LAYERS', 'VGG19_CONVS', 'MIN_SIZE', 'VALID_WEIGHTS', 'PAPER_BRANCHES', 'DEFAULT_INPUT_SIZE',
-           'HEAD_ARGS', 'BACKBONE_ARGS', 'MODELS', 'Preprocess', 'WeightsUnavailable', 'check_weights', 'branch_name',
-           'bd_branch', 'Standardize', 'trunk_output', 'classifier_head', 'resolve_input_size', 'build_backbone',
-           'check_model_params', 'build_mvgg19', 'build_vgg19', 'build_model', 'model_input_size', 'ClassNames',
-           'with_classes', 'classes_of']
+__all__ = ['IMAGENET_MEAN_BGR', 'VGG19_NOTOP_FILE', 'VGG19_NOTOP_MD5', 'VGG19_WEIGHTED_LAYERS', 'VALID_WEIGHTS', 'PAPER_BRANCHES',
+           'DEFAULT_INPUT_SIZE', 'HEAD_ARGS', 'BACKBONE_ARGS', 'MODELS', 'Preprocess', 'WeightsUnavailable',
+           'check_weights', 'branch_name', 'bd_branch', 'Standardize', 'trunk_output', 'classifier_head',
+           'resolve_input_size', 'build_backbone', 'check_model_params', 'build_mvgg19', 'build_vgg19', 'build_model',
+           'model_input_size', 'ClassNames', 'with_classes', 'classes_of']
 
 # %% ../nbs/03_model.ipynb #b55763cf
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)  # what keras.applications.vgg19.preprocess_input removes
-PREPROCESSING = ('vgg', 'unit', 'unit_bgr')
 
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
 class Preprocess(layers.Layer):
@@ -39,13 +38,9 @@ class Preprocess(layers.Layer):
     def get_config(self): return {**super().get_config(), 'mode': self.mode}
 
 # %% ../nbs/03_model.ipynb #91017c52
-VGG19_NOTOP_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/vgg19/'
-                   'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5')
 VGG19_NOTOP_FILE = VGG19_NOTOP_URL.rsplit('/', 1)[1]
 VGG19_NOTOP_MD5 = '253f8cb515780f3b799900260a226db6'  # the checksum keras.applications.VGG19 gives get_file
 VGG19_WEIGHTED_LAYERS = 16  # the 16 convolutions; the top (not used here) adds 3 Dense layers
-VGG19_CONVS = (2, 2, 4, 4, 4)  # the convolutions of each of VGG19's five blocks (layer names: params.vgg19_layers)
-MIN_SIZE = 32  # five 2x2 poolings need at least 32 px
 VALID_WEIGHTS = (f"a valid weights file is Keras's VGG19 without its top, {VGG19_NOTOP_FILE} ({VGG19_NOTOP_URL}), "
                  "or a .weights.h5 saved from a VGG19 backbone (keras.applications.VGG19(include_top=False) or "
                  "build_backbone); or pass weights='imagenet' (downloaded by Keras) or None (random, seeded)")
@@ -129,8 +124,7 @@ def _reuse(layer, x):
 # %% ../nbs/03_model.ipynb #79953fd5
 def _freeze(conv_layers, freeze='frozen', finetune_from='block5'):
     "Set `trainable` on the backbone: 'frozen' (paper), 'finetune' (blocks from `finetune_from` on) or 'scratch' (all)."
-    if freeze not in ('frozen', 'finetune', 'scratch'):
-        raise ValueError(f"freeze={freeze!r}: use 'frozen', 'finetune' or 'scratch'")
+    if freeze not in FREEZE: raise ValueError(f"freeze={freeze!r}: use one of {', '.join(map(repr, FREEZE))}")
     start = int(str(finetune_from).removeprefix('block'))
     for l in conv_layers:
         l.trainable = freeze == 'scratch' or (freeze == 'finetune' and int(l.name[5]) >= start)

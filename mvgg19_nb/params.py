@@ -4,13 +4,15 @@
 
 # %% ../nbs/12_params.ipynb #e6741b4f
 from __future__ import annotations
-import ast, importlib.util, numbers, os, sys, zipfile
+import numbers, os, zipfile
 from functools import lru_cache
 from pathlib import Path
-from .data import DATASETS, DataError, Dataset, check_folds, with_positive_class, _norm
+from .data import DATASETS, DataError, Dataset, check_folds, name_key
+from .classes import with_positive_class
 
 # %% auto #0
-__all__ = ['ALLOWED', 'RULES', 'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'BN_STATS', 'HDF5_SIGNATURE', 'FLIPS', 'FILL_MODES',
+__all__ = ['ALLOWED', 'RULES', 'MODEL_NAMES', 'PREPROCESSING', 'MIN_SIZE', 'VGG19_CONVS', 'VGG19_NOTOP_URL', 'AUGMENT_DEFAULTS',
+           'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'BN_STATS', 'HDF5_SIGNATURE', 'FLIPS', 'FILL_MODES',
            'AUGMENT_SETTINGS', 'ROLES', 'RUN_SPEC', 'SPEC', 'TEXT_PARAMS', 'ParameterError', 'Problem', 'rule',
            'check_params', 'model_constants', 'augment_defaults', 'resolve_epochs', 'vgg19_layers', 'is_hdf5',
            'dataset_key', 'check_model_file', 'Param', 'run_defaults', 'names', 'template_source', 'read_yaml',
@@ -87,45 +89,23 @@ def check_params(**params) -> dict:
     return out
 
 # %% ../nbs/12_params.ipynb #07b9a8b8
-_MODEL_CONSTANTS = ('MODELS', 'PREPROCESSING', 'MIN_SIZE', 'VGG19_NOTOP_URL', 'VGG19_CONVS')
-
-def _source_constants(module: str, names) -> dict:
-    "The constants `names` of `module` read from its source with `ast` (a dict of functions: its keys); {} if none."
-    spec = importlib.util.find_spec(module)
-    if spec is None or not str(spec.origin).endswith('.py'): return {}
-    out = {}
-    for node in ast.parse(Path(spec.origin).read_text(encoding='utf-8')).body:
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
-        if not isinstance(target, ast.Name) or target.id not in names: continue
-        v = node.value
-        if isinstance(v, ast.Call) and getattr(v.func, 'id', None) == 'dict':  # dict(a=1, ...)
-            out[target.id] = {k.arg: ast.literal_eval(k.value) for k in v.keywords}
-        elif isinstance(v, ast.Dict) and not all(isinstance(x, ast.Constant) for x in v.values):
-            out[target.id] = tuple(ast.literal_eval(k) for k in v.keys)  # MODELS: name -> builder
-        else: out[target.id] = ast.literal_eval(v)
-    return out
-
-@lru_cache(maxsize=1)
-def _model_source() -> dict:
-    "The constants of mvgg19_nb/model.py read from its source with `ast` (MODELS: its keys); {} without a source file."
-    return _source_constants('mvgg19_nb.model', _MODEL_CONSTANTS)
+MODEL_NAMES = ('mvgg19', 'vgg19')  # the models `mvgg19_nb.model.MODELS` builds, in its order
+PREPROCESSING = ('vgg', 'unit', 'unit_bgr')  # the pixel preprocessings of `mvgg19_nb.model.Preprocess`
+MIN_SIZE = 32  # five 2x2 poolings need at least 32 px
+VGG19_CONVS = (2, 2, 4, 4, 4)  # the convolutions of each of VGG19's five blocks (layer names: `vgg19_layers`)
+VGG19_NOTOP_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/vgg19/'
+                   'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5')
+AUGMENT_DEFAULTS = dict(noise_std=3.0, rotation=0.05, flip='horizontal_and_vertical',
+                        height_shift=0.1, width_shift=0.1, fill_mode='reflect')  # ours: the paper gives no magnitudes
 
 def model_constants() -> dict:
-    "MODELS (names), PREPROCESSING, MIN_SIZE, VGG19_NOTOP_URL, VGG19_CONVS of mvgg19_nb.model; Keras only if it must."
-    m = sys.modules.get('mvgg19_nb.model')
-    if m is None and set(_model_source()) == set(_MODEL_CONSTANTS): return dict(_model_source())
-    if m is None: import mvgg19_nb.model as m  # no source to read (a compiled install): import it after all
-    return {k: tuple(getattr(m, k)) if k in ('MODELS', 'PREPROCESSING') else getattr(m, k) for k in _MODEL_CONSTANTS}
-
-@lru_cache(maxsize=1)
-def _augment_source() -> dict: return _source_constants('mvgg19_nb.augment', ('AUGMENT_DEFAULTS',))
+    "MODELS (names), PREPROCESSING, MIN_SIZE, VGG19_NOTOP_URL, VGG19_CONVS: what `mvgg19_nb.model` allows, no Keras."
+    return dict(MODELS=MODEL_NAMES, PREPROCESSING=PREPROCESSING, MIN_SIZE=MIN_SIZE, VGG19_NOTOP_URL=VGG19_NOTOP_URL,
+                VGG19_CONVS=VGG19_CONVS)
 
 def augment_defaults() -> dict:
-    "`mvgg19_nb.augment.AUGMENT_DEFAULTS`, the settings `augment=` may change, read as `model_constants` reads its own."
-    m = sys.modules.get('mvgg19_nb.augment')
-    if m is None and _augment_source(): return dict(_augment_source()['AUGMENT_DEFAULTS'])
-    if m is None: import mvgg19_nb.augment as m
-    return dict(m.AUGMENT_DEFAULTS)
+    "A copy of `AUGMENT_DEFAULTS`: the settings `augment=` may change (`mvgg19_nb.augment.build_augmenter`'s)."
+    return dict(AUGMENT_DEFAULTS)
 
 # %% ../nbs/12_params.ipynb #f637cbe1
 def _integer(v, low: int) -> int:
@@ -355,7 +335,7 @@ def _positive_class(v, ds=None):
 # %% ../nbs/12_params.ipynb #9b2923f3
 def _key(name) -> str|None:
     "The key of `DATASETS` that `name` means, or None."
-    return {_norm(k): k for k in DATASETS}.get(_norm(name)) if isinstance(name, str) else None
+    return {name_key(k): k for k in DATASETS}.get(name_key(name)) if isinstance(name, str) else None
 
 def _unknown_dataset(name) -> str: return f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}"
 

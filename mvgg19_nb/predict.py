@@ -13,7 +13,7 @@ import pandas as pd
 from .cards import card_path, read_card
 from .data import DataError, load_magnetic_tile
 from .images import (MIN_SIDE, ImageError, as_batch, find_images, load_image, n_workers,
-                              progress_bar, resize_image, write_atomic, _items)
+                              progress_bar, resize_image, write_atomic, image_items)
 from .params import ParameterError, check_model_file, check_params
 from .runargs import CLIError
 
@@ -237,7 +237,7 @@ def predict(model, images_or_paths, classes=None, batch_size=32, progress=True, 
         path, (model, carried) = model, load_model(model)
         carried, positive, _ = card_classes(read_card(path, log), model, carried, card_path(path))
     else: carried = classes_of(model)
-    items, size = _items(images_or_paths), model_input_size(model)
+    items, size = image_items(images_or_paths), model_input_size(model)
     n_out = model.output.shape[-1]
     classes = [str(c) for c in (classes or carried or [f'class_{k}' for k in range(n_out)])]
     if len(classes) != n_out: raise ValueError(f"{len(classes)} class names for a model with {n_out} outputs")

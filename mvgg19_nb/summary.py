@@ -14,7 +14,7 @@ from .images import write_atomic
 from .results import GAP_LIMIT, baseline_of, checked_without_augmentation, read_results
 
 # %% auto #0
-__all__ = ['summary_table', 'summary_markdown_table', 'baselines_markdown_table', 'plot_summary', 'write_summary']
+__all__ = ['summary_table', 'summary_markdown_table', 'baselines_markdown_table', 'plot_summary', 'summary_page', 'write_summary']
 
 # %% ../nbs/15_summary.ipynb #583852da
 def summary_table(results_dir='book/results', all_datasets=True) -> pd.DataFrame:
@@ -126,21 +126,12 @@ def _weights_note(tab) -> str:
                        "with `mvgg19 run DATASET` for the current defaults.\n```\n")
     return '\n'.join(out)
 
-def write_summary(results_dir='book/results', page='book/summary.md', figure_dir=None) -> Path:
-    "Write the summary page `page` from the results JSONs: our tables beside Tables 1-2 of the paper, and Figure 10."
-    import matplotlib.pyplot as plt
-    page, results_dir = Path(page), Path(results_dir)
-    figure_dir = Path(figure_dir) if figure_dir else results_dir/'figures'
-    tab = summary_table(results_dir)
-    figure_dir.mkdir(parents=True, exist_ok=True)
-    fig = plot_summary(tab)
-    write_atomic(figure_dir/'summary_accuracy.png', lambda tmp: fig.savefig(tmp, dpi=110, format='png'))
-    plt.close(fig)
-    rel = Path(os.path.relpath(figure_dir/'summary_accuracy.png', page.parent)).as_posix()
-    md = f"""# Summary: our numbers beside the paper's
+def summary_page(tab, results_rel: str, figure_rel: str) -> str:
+    "The summary page's Markdown for `tab` (`summary_table`); the results folder and the figure as relative paths."
+    return f"""# Summary: our numbers beside the paper's
 
 This page is generated from the results files \
-`{Path(os.path.relpath(results_dir, page.parent)).as_posix()}/<dataset>.json` by
+`{results_rel}/<dataset>.json` by
 `mvgg19_nb.summary.write_summary` (run by `mvgg19 book`); do not edit it by hand. Each dataset's page in this
 part shows its run in full: parameters, provenance, data audit, per-fold metrics and figures.
 
@@ -173,7 +164,7 @@ measures how much of each gap is the augmentation's.
 
 ## Accuracy of MVGG19 and VGG19 (the paper's Figure 10)
 
-```{{figure}} {rel}
+```{{figure}} {figure_rel}
 :alt: Grouped bar charts of accuracy per dataset for MVGG19 and VGG19, ours and the paper's
 :width: 100%
 
@@ -181,5 +172,18 @@ Accuracy per dataset, MVGG19 beside VGG19: ours on the left (error bars: standar
 paper's numbers (its Figure 10, Tables 1 and 2) on the right.
 ```
 """
+
+def write_summary(results_dir='book/results', page='book/summary.md', figure_dir=None) -> Path:
+    "Write the summary page `page` from the results JSONs: our tables beside Tables 1-2 of the paper, and Figure 10."
+    import matplotlib.pyplot as plt
+    page, results_dir = Path(page), Path(results_dir)
+    figure_dir = Path(figure_dir) if figure_dir else results_dir/'figures'
+    tab = summary_table(results_dir)
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    fig = plot_summary(tab)
+    write_atomic(figure_dir/'summary_accuracy.png', lambda tmp: fig.savefig(tmp, dpi=110, format='png'))
+    plt.close(fig)
+    rel = lambda p: Path(os.path.relpath(p, page.parent)).as_posix()
     page.parent.mkdir(parents=True, exist_ok=True)
+    md = summary_page(tab, rel(results_dir), rel(figure_dir/'summary_accuracy.png'))
     return write_atomic(page, md)  # the whole page or the previous one

@@ -12,22 +12,23 @@ import keras
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
-from .features import (
-    build_cached_head, extract_features, transfer_head, content_digest, _remove_orphans)
+from .features import build_cached_head, extract_features, remove_orphans, transfer_head
 from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_model, check_model_params, with_classes
 from .heads import (
     FoldStack, compile_head, compile_stack, fit_cached_head, fit_cached_heads, precise_bn_stats, predict_heads,
     standardize_inputs)
-from .images import cpu_cores, write_atomic
+from .images import content_digest, cpu_cores, write_atomic
 from .runs import WRITING, check_fold, fold_file, probes_key, read_baselines, reuse_fold, run_lock, save_fold
-from .augment import AUGMENT_DEFAULTS, build_augmenter
+from .augment import build_augmenter
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
-from .params import ParameterError, check_params, resolve_epochs
+from .params import AUGMENT_DEFAULTS, ParameterError, check_params, resolve_epochs
 
 # %% auto #0
 __all__ = ['HEAD_KEYS', 'BASELINES', 'STACKED_WORKERS', 'BACKENDS', 'HEADS', 'duplicate_groups', 'make_folds', 'split_validation',
            'check_model_kwargs', 'probe_features', 'compute_baselines', 'CVResult', 'run_fold', 'default_workers',
-           'limit_threads', 'register_fold_backend', 'fold_backend', 'cross_validate', 'train_final_model']
+           'limit_threads', 'register_fold_backend', 'fold_backend', 'cv_options', 'dataset_facts', 'run_params',
+           'run_identity', 'FoldPlan', 'plan_folds', 'fold_inputs', 'train_folds', 'collect_folds', 'fold_baselines',
+           'cross_validate', 'train_final_model']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -320,6 +321,141 @@ def _stacked_tasks(pending, splits, fold_idx, parts):
                           [fold_idx[k] for k in part]))
     return tasks
 
+# %% ../nbs/05_train.ipynb #d2fd62e5
+def cv_options(ds, **args) -> dict:
+    "`cross_validate`'s arguments checked (`ParameterError`, before any work) and resolved, defaults spelt out."
+    if not isinstance(ds, Dataset): raise ParameterError(f"ds={ds!r}: pass a Dataset (mvgg19_nb.data.load_dataset)")
+    if args['heads'] not in HEADS:
+        raise ParameterError(f"heads={args['heads']!r}: use one of {', '.join(map(repr, HEADS))}")
+    if args['backend'] not in BACKENDS:
+        raise ParameterError(f"backend={args['backend']!r}: use one of {', '.join(map(repr, BACKENDS))}")
+    if args['cached'] not in (None, True, False):
+        raise ParameterError(f"cached={args['cached']!r}: use None, True or False")
+    fold_backend(args['backend'])  # one that cannot be loaded (Ray's): say so now, not after the extraction
+    o = {**check_params(**args, dataset=ds), 'out_dir': args['out_dir'], 'cache_dir': args['cache_dir']}
+    del o['dataset']
+    check_model_kwargs(len(ds.classes), args['model_kwargs'], o['input_size'], o['weights'], ('finetune_from',),
+                       freeze=o['freeze'], preprocessing=o['preprocessing'], seed=o['seed'])
+    o['input_size'] = tuple(o['input_size'])
+    o['augment'] = None if o['augment'] is True else o['augment']  # True: the defaults
+    o['model_kwargs'] = {'standardize_trunk': True, **(args['model_kwargs'] or {})}  # the default spelt out
+    o['cached'] = o['freeze'] == 'frozen' if args['cached'] is None else args['cached']
+    if o['cached'] and o['freeze'] != 'frozen':
+        raise ValueError("cached features need a frozen backbone: use freeze='frozen' or cached=False")
+    o['views'] = o['views'] if (o['augment'] is not False and o['views']) else 1
+    return o
+
+def dataset_facts(ds: Dataset) -> dict:
+    "What a run records of its data: name, size, content digest, classes, and the digest of the labels."
+    return dict(dataset=ds.name, n=len(ds), content=content_digest(ds.digests()), classes=[str(c) for c in ds.classes],
+                labels=content_digest(np.asarray(ds.labels).tolist()))
+
+def run_params(data: dict, o: dict, epochs, backend=None, keras_version=None) -> dict:
+    "What names a run: `data` (`dataset_facts`), the options `o` (`cv_options`) and the `epochs` they resolve to."
+    return dict(**data, models=list(o['models']), input_size=list(o['input_size']), folds=o['folds'], epochs=epochs,
+                **({'epochs_asked': o['epochs']} if o['epochs'] != epochs else {}), batch_size=o['batch_size'],
+                weights=str(o['weights']), freeze=o['freeze'], preprocessing=o['preprocessing'],
+                augment=(o['augment'] if o['augment'] is False
+                         else {**AUGMENT_DEFAULTS, **(o['augment'] or {})}),  # defaults spelt out
+                views=o['views'], val_split=o['val_split'], seed=o['seed'], cached=o['cached'],
+                model_kwargs=o['model_kwargs'], bn_stats=o['bn_stats'], precision=o['precision'],
+                backend=backend or keras.backend.backend(), keras=keras_version or keras.__version__,
+                **({} if o['patience'] is None else {'patience': o['patience']}))  # absent when off: old ids kept
+
+def run_identity(params: dict) -> str:
+    "The digest naming a run's folder (`<dataset>-<digest>`) and recorded in each of its fold files."
+    return content_digest(params)
+
+@dataclass
+class FoldPlan:
+    "The folds of a run: labels, test indices, each fold's (train, validation), its epochs, parameters and identity."
+    labels: np.ndarray
+    folds: list
+    splits: list
+    num_classes: int
+    epochs: int
+    params: dict
+    run_id: str
+
+def plan_folds(ds: Dataset, o: dict) -> FoldPlan:
+    "The folds and validation parts of `ds` for the options `o`, the epochs they resolve, the run's identity."
+    labels = np.asarray(ds.labels)
+    groups = duplicate_groups(ds.digests())
+    folds = make_folds(labels, groups, o['folds'], o['seed'])
+    splits = [split_validation(np.setdiff1d(np.arange(len(ds)), te), labels, groups, o['val_split'], o['seed'] + k)
+              for k, te in enumerate(folds)]  # (train, validation) of each fold, the same for every model
+    epochs = resolve_epochs(o['epochs'], min(len(tr) for tr, _ in splits), o['batch_size'])
+    params = run_params(dataset_facts(ds), o, epochs)
+    return FoldPlan(labels, folds, splits, len(ds.classes), epochs, params, run_identity(params))
+
+# %% ../nbs/05_train.ipynb #68c181b8
+def fold_inputs(ds: Dataset, o: dict, plan: FoldPlan, views: int):
+    "The cached features of `ds` (`views` of them) for the options `o`, extracted once (`extract_features`)."
+    return extract_features(lambda: ds.load(o['input_size'], progress=o['progress']),
+                            o['cache_dir'] or Path(o['out_dir'])/'cache', plan.params['content'], o['input_size'],
+                            o['weights'], trunk=o['model_kwargs'].get('trunk', 'block5_pool'),
+                            branches=o['model_kwargs'].get('branches', PAPER_BRANCHES),
+                            preprocessing=o['preprocessing'], seed=o['seed'], views=views, augment=o['augment'] or None,
+                            progress=o['progress'], precision=o['precision'])
+
+def _fold_tasks(pending, plan: FoldPlan, o: dict):
+    "The tasks training the `pending` (model, fold) pairs, the processes they run in, and whether heads are stacked."
+    workers = 1 if o['backend'] == 'serial' else o['workers']  # serial: everything in this process
+    stacked = o['heads'] == 'stacked' and o['cached'] and o['backend'] != 'ray'  # a Ray task is one fold
+    if stacked:  # one stack per model, or more where workers would otherwise wait
+        processes = STACKED_WORKERS if workers is None else workers
+        tasks = _stacked_tasks(pending, plan.splits, plan.folds,
+                               -(-processes // max(1, len({m for m, _ in pending}))))
+        return tasks, max(1, min(processes, len(tasks))), True
+    tasks = [(m, k, *plan.splits[k], plan.folds[k]) for m, k in pending]
+    return tasks, (default_workers(len(pending), o['cached']) if workers is None or not o['cached']
+                   else max(1, min(workers, len(pending)))), False
+
+def train_folds(pending, plan: FoldPlan, o: dict, feats, images, run_dir) -> dict:
+    "Train the `pending` (model, fold) pairs on `feats` (or `images`), each fold's file to `run_dir`; how they ran."
+    tasks, workers, stacked = _fold_tasks(pending, plan, o)
+    shared = dict(feats=feats, images=images, labels=plan.labels, num_classes=plan.num_classes,
+                  input_size=o['input_size'], epochs=plan.epochs, batch_size=o['batch_size'], seed=o['seed'],
+                  verbose=2 if o['progress'] and workers == 1 else 0, model_kwargs=o['model_kwargs'],
+                  augment=o['augment'], weights=o['weights'], freeze=o['freeze'], preprocessing=o['preprocessing'],
+                  run_dir=run_dir, run_id=plan.run_id, bn_stats=o['bn_stats'], patience=o['patience'])
+    if pending and o['progress']:
+        print(f'training {len(pending)} fold models in {workers} process(es)'
+              + (f', as {len(tasks)} stacked model(s)' if stacked else ''), flush=True)
+    for n_done, (m, k, fit_s) in enumerate(_run_folds(tasks, shared, workers, o['backend']), 1):
+        if o['progress']:
+            print(f"{m}: fold {k + 1}/{o['folds']} done in {fit_s:.0f} s ({n_done}/{len(pending)})", flush=True)
+    return dict(workers=workers, heads='stacked' if stacked else 'per_fold', fold_backend=o['backend'])
+
+def collect_folds(run_dir, models, plan: FoldPlan) -> dict:
+    "Each model's out-of-fold probabilities, histories and timings, read back from its verified fold files."
+    runs = {}
+    for m in models:
+        proba, hists, times = np.zeros((len(plan.labels), plan.num_classes), 'float32'), [], []
+        for k, te in enumerate(plan.folds):
+            _, fold_proba, h, t = check_fold(fold_file(run_dir, m, k), m, k, te, plan.run_id)
+            proba[te] = fold_proba; hists.append(h); times.append(t)
+        runs[m] = dict(proba=proba, histories=hists, timings=times)
+    return runs
+
+def fold_baselines(run_dir, plan: FoldPlan, view0, progress=False) -> dict:
+    "The baselines on the run's folds: from `run_dir`, else from beside the features `view0()`, else computed."
+    path, n = Path(run_dir)/'baselines.npz', len(plan.labels)
+    found = read_baselines(path, BASELINES, n, plan.num_classes, progress)
+    if found is None:
+        feats, trains = view0(), [tr for tr, _ in plan.splits]  # the original view, from the cache if there
+        # the same features, labels and folds give the same probes: kept beside the features, for every run of them
+        # whatever its head's parameters (epochs, dropout, ...)
+        key = probes_key(feats.checksum(0), plan.labels, trains, plan.folds, plan.num_classes)
+        beside = feats.folder/f'baselines-{key}.npz'
+        found = read_baselines(beside, BASELINES, n, plan.num_classes, progress)
+        if found is None:
+            found = compute_baselines(feats.views[0], feats.layout, plan.labels, trains, plan.folds, plan.num_classes)
+            write_atomic(beside, lambda tmp: np.savez(open(tmp, 'wb'), **found))  # savez adds no suffix
+        elif progress: print(f'linear probes read back from {beside}', flush=True)
+        write_atomic(path, lambda tmp: np.savez(open(tmp, 'wb'), **found))
+    return {k: found[k] for k in BASELINES}
+
 # %% ../nbs/05_train.ipynb #27c0ba6d
 def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_INPUT_SIZE, folds=10, epochs=15,
                    batch_size=32, weights='imagenet', freeze='frozen', preprocessing='vgg', augment=None, views=4,
@@ -342,111 +478,28 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
     'serial' (this process) or 'ray' (`mvgg19_nb.cluster`, one fold per task, so per fold). Neither changes results
     beyond float32 rounding, nor which folds a rerun reuses.
     Every parameter is checked (`check_params`) before any work."""
-    if not isinstance(ds, Dataset): raise ParameterError(f"ds={ds!r}: pass a Dataset (mvgg19_nb.data.load_dataset)")
-    if heads not in HEADS: raise ParameterError(f"heads={heads!r}: use one of {', '.join(map(repr, HEADS))}")
-    if backend not in BACKENDS:
-        raise ParameterError(f"backend={backend!r}: use one of {', '.join(map(repr, BACKENDS))}")
-    if cached not in (None, True, False): raise ParameterError(f"cached={cached!r}: use None, True or False")
-    fold_backend(backend)  # one that cannot be loaded (Ray's): say so now, not after the extraction
-    p = check_params(models=models, folds=folds, epochs=epochs, batch_size=batch_size, val_split=val_split, views=views,
-                     input_size=input_size, freeze=freeze, preprocessing=preprocessing, weights=weights, seed=seed,
-                     workers=workers, augment=augment, precision=precision, bn_stats=bn_stats, patience=patience,
-                     out_dir=out_dir, cache_dir=cache_dir, dataset=ds)
-    check_model_kwargs(len(ds.classes), model_kwargs, p['input_size'], p['weights'], ('finetune_from',),
-                       freeze=p['freeze'], preprocessing=p['preprocessing'], seed=p['seed'])
-    models, folds, epochs, batch_size, val_split, views, freeze, preprocessing = (p[k] for k in (
-        'models', 'folds', 'epochs', 'batch_size', 'val_split', 'views', 'freeze', 'preprocessing'))
-    weights, seed, workers, precision, bn_stats, patience = (p[k] for k in ('weights', 'seed', 'workers', 'precision',
-                                                                            'bn_stats', 'patience'))
-    input_size, augment = tuple(p['input_size']), None if p['augment'] is True else p['augment']  # True: the defaults
+    o = cv_options(ds, **{k: v for k, v in locals().items() if k != 'ds'})  # every parameter, checked and resolved
     t_start = time.perf_counter()
-    model_kwargs = {'standardize_trunk': True, **(model_kwargs or {})}  # the default spelt out: in the run's identity
-    cached = freeze == 'frozen' if cached is None else cached
-    if cached and freeze != 'frozen':
-        raise ValueError("cached features need a frozen backbone: use freeze='frozen' or cached=False")
-    views = views if (augment is not False and views) else 1
-    labels, digests = np.asarray(ds.labels), ds.digests()
-    groups = duplicate_groups(digests)
-    fold_idx = make_folds(labels, groups, folds, seed)
-    splits = [split_validation(np.setdiff1d(np.arange(len(ds)), te), labels, groups, val_split, seed + k)
-              for k, te in enumerate(fold_idx)]  # (train, validation) of each fold, the same for every model
-    asked, epochs = epochs, resolve_epochs(epochs, min(len(tr) for tr, _ in splits), batch_size)
-    params = dict(dataset=ds.name, n=len(ds), content=content_digest(digests), classes=[str(c) for c in ds.classes],
-                  labels=content_digest(labels.tolist()), models=list(models), input_size=list(input_size),
-                  folds=folds, epochs=epochs, **({'epochs_asked': asked} if asked != epochs else {}),
-                  batch_size=batch_size, weights=str(weights), freeze=freeze, preprocessing=preprocessing,
-                  augment=(augment if augment is False
-                           else {**AUGMENT_DEFAULTS, **(augment or {})}),  # defaults spelt out
-                  views=views, val_split=val_split, seed=seed, cached=cached, model_kwargs=model_kwargs,
-                  bn_stats=bn_stats, precision=precision, backend=keras.backend.backend(), keras=keras.__version__,
-                  **({} if patience is None else {'patience': patience}))  # absent when off: earlier runs keep their id
-    run_id = content_digest(params)  # the run's identity, in its folder's name and in each of its fold files
-    run_dir = Path(out_dir)/f'{ds.name}-{run_id}'
+    plan = plan_folds(ds, o)
+    run_dir = Path(out_dir)/f'{ds.name}-{plan.run_id}'
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):  # one run per folder, until this function returns or the process ends
-        for m in models:
-            if (run_dir/m).is_dir(): _remove_orphans(run_dir/m)  # temporary files of killed processes
-        (run_dir/'params.json').write_text(json.dumps(params, indent=1, default=str))
-        res = CVResult(ds.name, list(ds.classes), labels, fold_idx, params, timings={'extract_s': 0.0})
-        pending = [(m, k) for m in models for k in range(folds)
-                   if not reuse_fold(fold_file(run_dir, m, k), m, k, fold_idx[k], run_id, progress)]
-        images = feats = None
-        def features(n_views):
-            return extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or Path(out_dir)/'cache',
-                                    params['content'], input_size, weights,
-                                    trunk=model_kwargs.get('trunk', 'block5_pool'),
-                                    branches=model_kwargs.get('branches', PAPER_BRANCHES), preprocessing=preprocessing,
-                                    seed=seed, views=n_views, augment=augment or None, progress=progress,
-                                    precision=precision)
-        if pending and cached:
-            feats = features(views)
-            res.timings['extract_s'] = feats.extract_s
-        elif pending: images = ds.load(input_size, progress=progress)
-        num_classes = len(ds.classes)
-        if backend == 'serial': workers = 1  # everything in this process
-        stacked = heads == 'stacked' and cached and backend != 'ray'  # a Ray task is one fold (mvgg19_nb.cluster)
-        if stacked:  # one stack per model, or more where workers would otherwise wait
-            asked = STACKED_WORKERS if workers is None else workers
-            tasks = _stacked_tasks(pending, splits, fold_idx, -(-asked // max(1, len({m for m, _ in pending}))))
-            workers = max(1, min(asked, len(tasks)))
-        else:
-            tasks = [(m, k, *splits[k], fold_idx[k]) for m, k in pending]
-            workers = (default_workers(len(pending), cached) if workers is None or not cached
-                       else max(1, min(workers, len(pending))))
-        shared = dict(feats=feats, images=images, labels=labels, num_classes=num_classes, input_size=input_size,
-                      epochs=epochs, batch_size=batch_size, seed=seed, verbose=2 if progress and workers == 1 else 0,
-                      model_kwargs=model_kwargs, augment=augment, weights=weights, freeze=freeze,
-                      preprocessing=preprocessing, run_dir=run_dir, run_id=run_id, bn_stats=bn_stats, patience=patience)
-        if pending and progress:
-            print(f'training {len(pending)} fold models in {workers} process(es)'
-                  + (f', as {len(tasks)} stacked model(s)' if stacked else ''), flush=True)
-        for n_done, (m, k, fit_s) in enumerate(_run_folds(tasks, shared, workers, backend), 1):
-            if progress: print(f'{m}: fold {k + 1}/{folds} done in {fit_s:.0f} s ({n_done}/{len(pending)})', flush=True)
-        res.timings.update(workers=workers, heads='stacked' if stacked else 'per_fold', fold_backend=backend,
-                           folds_reused=len(models) * folds - len(pending))  # read back from run_dir, not trained
-        for m in models:
-            proba, hists, times = np.zeros((len(ds), num_classes), 'float32'), [], []
-            for k, te in enumerate(fold_idx):
-                _, p, h, t = check_fold(fold_file(run_dir, m, k), m, k, te, run_id)
-                proba[te] = p; hists.append(h); times.append(t)
-            res.runs[m] = dict(proba=proba, histories=hists, timings=times)
+        for m in o['models']:
+            if (run_dir/m).is_dir(): remove_orphans(run_dir/m)  # temporary files of killed processes
+        (run_dir/'params.json').write_text(json.dumps(plan.params, indent=1, default=str))
+        res = CVResult(ds.name, list(ds.classes), plan.labels, plan.folds, plan.params, timings={'extract_s': 0.0})
+        pending = [(m, k) for m in o['models'] for k in range(o['folds'])
+                   if not reuse_fold(fold_file(run_dir, m, k), m, k, plan.folds[k], plan.run_id, progress)]
+        feats = fold_inputs(ds, o, plan, o['views']) if pending and o['cached'] else None
+        images = ds.load(o['input_size'], progress=progress) if pending and not o['cached'] else None
+        if feats is not None: res.timings['extract_s'] = feats.extract_s
+        res.timings.update(train_folds(pending, plan, o, feats, images, run_dir),
+                           folds_reused=len(o['models']) * o['folds'] - len(pending))  # read back, not trained
+        res.runs = collect_folds(run_dir, o['models'], plan)
         if baselines:
-            path, t0 = run_dir/'baselines.npz', time.perf_counter()
-            found = read_baselines(path, BASELINES, len(ds), num_classes, progress)
-            if found is None:
-                view0 = feats if feats is not None else features(1)  # the original view, from the cache if there
-                trains = [tr for tr, _ in splits]
-                # the same features, labels and folds give the same probes: kept beside the features, for every run
-                # of them whatever its head's parameters (epochs, dropout, ...)
-                key = probes_key(view0.checksum(0), labels, trains, fold_idx, num_classes)
-                shared = view0.folder/f'baselines-{key}.npz'
-                found = read_baselines(shared, BASELINES, len(ds), num_classes, progress)
-                if found is None:
-                    found = compute_baselines(view0.views[0], view0.layout, labels, trains, fold_idx, num_classes)
-                    write_atomic(shared, lambda tmp: np.savez(open(tmp, 'wb'), **found))  # savez adds no suffix
-                elif progress: print(f'linear probes read back from {shared}', flush=True)
-                write_atomic(path, lambda tmp: np.savez(open(tmp, 'wb'), **found))
-            res.baselines = {k: found[k] for k in BASELINES}
+            t0 = time.perf_counter()
+            view0 = lambda: feats if feats is not None else fold_inputs(ds, o, plan, 1)  # the cache's original view
+            res.baselines = fold_baselines(run_dir, plan, view0, progress)
             res.timings['baselines_s'] = time.perf_counter() - t0
         res.timings['wall_s'] = time.perf_counter() - t_start
         res.params['run_dir'] = str(run_dir)

@@ -92,3 +92,21 @@ def make_bridge_dbcc(root, train=(2, 3), val=(1, 2), inner=True):
         (base/f'{s}.txt').write_text(''.join(f'no{i}.jpeg 0\n' for i in range(1, u + 1)) +
                                      ''.join(f'crack{i}.jpeg 1\n' for i in range(1, c + 1)))
     return Path(root)
+
+
+def make_cv_folder(root, per_class=21, size=48):
+    """Two classes a head can tell apart at `size` px, `per_class` distinct PNGs each: 'ok' smooth noisy grey,
+    'defect' the same with a dark scratch across it (a stand-in for real images in the cross-validation tests)."""
+    import numpy as np
+    from PIL import Image
+    root = Path(root)
+    for c in ('ok', 'defect'):
+        (root/c).mkdir(parents=True, exist_ok=True)
+        for j in range(per_class):
+            rng = np.random.default_rng([c == 'defect', j])
+            a = 120 + 30 * rng.standard_normal((size, size, 3))
+            if c == 'defect':
+                r = rng.integers(size // 4, 3 * size // 4)
+                a[r - 2:r + 2, size // 8:7 * size // 8] = 20  # the scratch: a dark bar, at a random height
+            Image.fromarray(np.clip(a, 0, 255).astype('uint8')).save(root/c/f'{c}_{j:02d}.png')
+    return root

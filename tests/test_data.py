@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 
 from mvgg19_nb import data as D
-from mvgg19_nb.data import (DATASETS, Audit, DataError, DataNotFoundError, Dataset, audit, check_folds,
-                            drop_duplicates, find_root, load_bridge_dbcc, load_casting, load_dataset, load_elpv,
-                            load_folder, load_gc10det, load_itodd, load_magnetic_tile, load_manifest, load_sdnet2018,
+from mvgg19_nb.audit import Audit, audit, drop_duplicates
+from mvgg19_nb.data import (DATASETS, DataError, DataNotFoundError, Dataset, check_folds, find_root, load_bridge_dbcc,
+                            load_casting, load_dataset, load_elpv, load_folder, load_gc10det, load_itodd, load_magnetic_tile, load_manifest, load_sdnet2018,
                             mask_path, scan_folder)
-from mvgg19_nb.images import (ImageError, check_size, file_digest, image_info, load_image, load_images,
-                              make_image, write_layout)
+from mvgg19_nb.images import (ImageError, check_size, content_digest, file_digest, image_info, load_image,
+                              load_images, make_image, write_layout)
 from fixtures import (make_bridge_dbcc, make_casting, make_elpv, make_folder, make_gc10det, make_itodd,
                       make_magnetic_tile, make_sdnet2018)
 
@@ -107,6 +107,17 @@ def test_load_images_skip_and_raise(tmp_path):
 def test_file_digest(tmp_path):
     (tmp_path/'a').write_bytes(b'abc'); (tmp_path/'b').write_bytes(b'abc')
     assert file_digest(tmp_path/'a') == file_digest(tmp_path/'b') == 'a9993e364706816aba3e25717850c26c9cd0d89d'
+
+
+def test_digests_keep_the_values_stored_digests_hold(tmp_path):
+    "Run folders, fold files, feature caches and model cards hold these digests: a changed algorithm orphans them."
+    (tmp_path/'a').write_bytes(b'abc')
+    assert file_digest(tmp_path/'a') == 'a9993e364706816aba3e25717850c26c9cd0d89d'  # SHA-1: images, models
+    assert file_digest(tmp_path/'a', 'blake2b') == '384264f676f39536840523f284921cdc68b6846b'  # feature cache views
+    assert file_digest(tmp_path/'a', chunk=1) == file_digest(tmp_path/'a')  # the block size changes nothing
+    assert content_digest({'a': 'x', 'b': [1, 2.5, None], 'c': {'d': True}}) == 'ad45fa94d446bb92'
+    assert content_digest({'c': {'d': True}, 'b': [1, 2.5, None], 'a': 'x'}) == 'ad45fa94d446bb92'  # key order
+    with pytest.raises(ValueError, match="algorithm='md5': use one of sha1, blake2b"): file_digest(tmp_path/'a', 'md5')
 
 
 # ---------------------------------------------------------------- Dataset

@@ -37,7 +37,7 @@ def magnetic_sample(n):
 def small_run(tmp_path_factory):
     "A real cross-validation: 36 magnetic tile images at 48x48, 2 folds, 1 epoch, random backbone, one view."
     from mvgg19_nb.train import cross_validate
-    from mvgg19_nb.data import audit
+    from mvgg19_nb.audit import audit
     d = tmp_path_factory.mktemp('cv')
     ds = magnetic_sample(36)
     params = dict(EXPERIMENT_DEFAULTS, input_size=[48, 48], folds=2, epochs=1, views=1, max_images=36)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from mvgg19_nb import cli
-from mvgg19_nb.data import DataError, Dataset, load_dataset, load_folder, with_positive_class
+from mvgg19_nb.classes import with_positive_class
+from mvgg19_nb.data import DataError, Dataset, load_dataset, load_folder
 from mvgg19_nb.params import ParameterError, augment_defaults, check_params
 from fixtures import make_folder
 

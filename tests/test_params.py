@@ -8,8 +8,9 @@ import pytest
 
 from mvgg19_nb import cli
 from mvgg19_nb.data import Dataset
+from mvgg19_nb import params as P
 from mvgg19_nb.params import (ALLOWED, HDF5_SIGNATURE, ParameterError, check_model_file, check_params, dataset_key,
-                              model_constants, _model_source)
+                              model_constants)
 from fixtures import make_folder
 
 TOY = Dataset('toy', [f'{c}_{i}.png' for c, n in [('ok', 12), ('bad', 3)] for i in range(n)], [0] * 12 + [1] * 3,
@@ -141,10 +142,18 @@ def test_every_problem_at_once_and_unknown_names_pass():
     assert isinstance(e.value, ValueError)
 
 
-def test_model_constants_match_the_model_module():
-    import mvgg19_nb.model as m
-    assert _model_source() == dict(MODELS=tuple(m.MODELS), PREPROCESSING=tuple(m.PREPROCESSING), MIN_SIZE=m.MIN_SIZE,
-                                   VGG19_NOTOP_URL=m.VGG19_NOTOP_URL, VGG19_CONVS=m.VGG19_CONVS)
+def test_model_constants_are_the_model_modules():
+    "Defined once, in params: the model and augmentation modules use the same objects, and build what it names."
+    import mvgg19_nb.augment as a, mvgg19_nb.features as f, mvgg19_nb.heads as h, mvgg19_nb.model as m
+    assert tuple(m.MODELS) == model_constants()['MODELS'] == P.MODEL_NAMES
+    assert all(getattr(m, k) is getattr(P, k) for k in ('PREPROCESSING', 'MIN_SIZE', 'VGG19_NOTOP_URL', 'VGG19_CONVS',
+                                                        'FREEZE'))
+    assert a.AUGMENT_DEFAULTS is P.AUGMENT_DEFAULTS and f.PRECISIONS is P.PRECISIONS and h.BN_STATS is P.BN_STATS
+    import ast
+    tree = ast.parse(Path(P.__file__).read_text())
+    imported = ({n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+                | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names})
+    assert not imported & {'model', 'mvgg19_nb.model', 'augment', 'mvgg19_nb.augment', 'ast'}, imported  # none read
     assert set(ALLOWED) >= {'models', 'folds', 'epochs', 'batch_size', 'val_split', 'views', 'input_size', 'freeze',
                             'preprocessing', 'max_images', 'weights', 'seed', 'workers', 'augment', 'precision',
                             'bn_stats', 'positive_class'}

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from mvgg19_nb import cli
-from mvgg19_nb.data import DataNotFoundError, load_dataset, with_positive_class
+from mvgg19_nb.classes import with_positive_class
+from mvgg19_nb.data import DataNotFoundError, load_dataset
 from mvgg19_nb.experiment import EXPERIMENT_DEFAULTS
 from mvgg19_nb.images import file_digest
 
