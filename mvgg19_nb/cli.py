@@ -10,7 +10,7 @@ import numpy as np
 from .data import DataError
 from .experiment import (BASELINE_NAMES, DATASET_KEYS, EXPERIMENT_DEFAULTS, default_input_size, repo_root, run_experiment,
                                   unfinished)
-from .files import OutputRefused, RunLocked, check_output, check_space
+from .files import OutputRefused, RunLocked, check_output, check_space, naming
 from .results import baseline_of, checked_without_augmentation, read_results, write_json
 from .summary import write_summary
 from .images import ImageError, file_digest
@@ -315,7 +315,7 @@ def _save_with_card(trained, out, card_file, **card):
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f'.{out.stem}.tmp{os.getpid()}.keras')
     try:
-        save_model(trained, tmp)
+        with naming(out): save_model(trained, tmp)  # a full disk: the line names the model
         made = make_card(tmp, name=out.name, **card)
         os.replace(tmp, out)
     finally: tmp.unlink(missing_ok=True)
@@ -428,10 +428,13 @@ def cmd_export(args, log=print) -> int:
     tmp = out.with_name(f'.{out.name}.tmp{os.getpid()}')
     log(f"exporting {src.name} to {args.format}")
     try:
-        if onnx: export_onnx(model, tmp); got = OnnxModel(tmp).predict(x)
+        with naming(out):  # a full disk: the line names the export
+            if onnx: export_onnx(model, tmp)
+            else: export_saved_model(model, tmp)
+        if onnx: got = OnnxModel(tmp).predict(x)
         else:
             import tensorflow as tf
-            served = tf.saved_model.load(str(export_saved_model(model, tmp)))
+            served = tf.saved_model.load(str(tmp))
             got = served.serve(tf.constant(x.astype('float32'))).numpy()
         diff = float(np.abs(np.asarray(got, 'float64') - ref).max())
         log(f"largest probability difference between {src.name} and its {args.format} export: {diff:.1e}, on {what}")

@@ -10,7 +10,7 @@ try: import fcntl  # locks (POSIX)
 except ImportError: fcntl = None
 
 # %% auto #0
-__all__ = ['RunLocked', 'hold_lock', 'OutputRefused', 'check_output', 'check_space']
+__all__ = ['RunLocked', 'hold_lock', 'OutputRefused', 'check_output', 'naming', 'check_space']
 
 # %% ../nbs/00a_files.ipynb #9532d438
 class RunLocked(RuntimeError):
@@ -65,6 +65,15 @@ def check_output(path, force=False, inputs=(), name='--out', kind='file') -> Pat
     if not os.access(folder, os.W_OK | os.X_OK) or (p.is_file() and not os.access(p, os.W_OK)):
         raise OutputRefused(f"{name} {str(path)!r}: not writable here (permissions); choose a place you can write to")
     return p
+
+# %% ../nbs/00a_files.ipynb #348db884
+@contextlib.contextmanager
+def naming(path):
+    "Run the block; an `OSError` from it that names no file is given `path` (the output it was writing)."
+    try: yield
+    except OSError as e:
+        if e.filename is None and e.errno is not None: e.filename = str(path)
+        raise
 
 # %% ../nbs/00a_files.ipynb #501e5a67
 def check_space(path, need: int, name='--out') -> Path:
