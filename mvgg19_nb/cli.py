@@ -262,10 +262,10 @@ def cmd_predict(args, log=print) -> int:
                            args.exclude, force=args.force, log=note, names=PREDICT_OPTIONS)
     failures = int((df['error'] != '').sum())
     done = f"{plural(len(df) - failures, 'prediction')} and {plural(failures, 'failure')}"
-    if 'decision' in df: done += '; decisions: ' + ', '.join(f'{n} {d}' for d, n in
-                                                             df.loc[df['decision'] != '', 'decision'].value_counts().items())
-    if args.out: log(f'wrote {done} to {args.out}')  # (written by predict_files: complete, or the old file as it was)
-    else: write_csv(df); note(done)  # one write, flushed once: a closed pipe (| head) raises there
+    made = df.loc[df['decision'] != '', 'decision'].value_counts() if 'decision' in df else {}
+    decided = '; decisions: ' + ', '.join(f'{n} {d}' for d, n in made.items()) if len(made) else ''
+    if args.out: log(f'wrote {done} to {args.out}{decided}')  # (by predict_files: complete, or the old file kept)
+    else: write_csv(df); note(done + decided)  # one write, flushed once: a closed pipe (| head) raises there
     if failures == len(df):
         note("mvgg19 predict: error: nothing was predicted: every file failed (the error column says why)"); return 1
     return 0
