@@ -7,7 +7,7 @@ For each dataset, `cross_validate` runs twice with every parameter the same (bot
 per-fold heads, seed 0, a seeded random backbone: ImageNet weights cannot be downloaded here) except the backbone's
 arithmetic, `precision='float32'` and `'bfloat16'` (Keras's `mixed_bfloat16` on the extractor's layers; the features
 are stored as float32 either way). Recorded: each model's 10-fold mean accuracy in both, the difference in points
-(the `precision='auto'` default is justified only if every difference is within 0.3 points, issue #13), how close the
+(the `precision='auto'` default is justified only if every difference is within 0.3 points), how close the
 original view's features are (cosine per image, largest difference relative to the image's largest feature), the
 extraction time of each, and the CPU's bfloat16 flags. Folds and features are cached (`--runs-dir`, `--cache-dir`):
 a rerun reads them back. Results: benchmarks/results/bf16_accuracy.json, and a summary under `bfloat16_accuracy` in
@@ -25,7 +25,7 @@ from mvgg19_nb.features import cpu_flags, native_bfloat16
 from mvgg19_nb.train import cross_validate
 
 PRECISIONS = ('float32', 'bfloat16')
-TOLERANCE_POINTS = 0.3  # issue #13: 'auto' may be the default only if no model moves by more
+TOLERANCE_POINTS = 0.3  # 'auto' may be the default only if no model moves by more
 
 def feature_agreement(a, b):
     "Cosine similarity per image (its minimum) and the largest difference relative to each image's largest feature."

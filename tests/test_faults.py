@@ -1,4 +1,4 @@
-"""State you can trust (#19): damaged, swapped or edited fold files are trained again, never used; one run per run
+"""State you can trust: damaged, swapped or edited fold files are trained again, never used; one run per run
 folder; loky workers end with the process that started them. Small data: 42 magnetic tile images, or synthetic ones
 where they are absent (conftest's `ds`), 48 px."""
 import os, pickle, re, shutil, signal, subprocess, sys, tempfile, textwrap, time
