@@ -4,13 +4,13 @@
 
 # %% ../nbs/00a_files.ipynb #56b9642d
 from __future__ import annotations
-import contextlib, os, shutil, socket, warnings
+import contextlib, errno, os, shutil, socket, warnings
 from pathlib import Path
 try: import fcntl  # locks (POSIX)
 except ImportError: fcntl = None
 
 # %% auto #0
-__all__ = ['RunLocked', 'hold_lock', 'OutputRefused', 'check_output', 'naming', 'check_space']
+__all__ = ['RunLocked', 'hold_lock', 'OutputRefused', 'check_output', 'named', 'naming', 'check_space']
 
 # %% ../nbs/00a_files.ipynb #9532d438
 class RunLocked(RuntimeError):
@@ -67,13 +67,21 @@ def check_output(path, force=False, inputs=(), name='--out', kind='file') -> Pat
     return p
 
 # %% ../nbs/00a_files.ipynb #348db884
+def named(e: OSError, path) -> OSError:
+    "`e` naming `path` if it named no file; numpy's short write ('N requested and M written') as the full disk it is."
+    if e.errno is None and 'requested and' in str(e) and 'written' in str(e):
+        return OSError(errno.ENOSPC, f'No space left on device ({e})', str(path))
+    if e.filename is None and e.errno is not None: e.filename = str(path)
+    return e
+
 @contextlib.contextmanager
 def naming(path):
     "Run the block; an `OSError` from it that names no file is given `path` (the output it was writing)."
     try: yield
     except OSError as e:
-        if e.filename is None and e.errno is not None: e.filename = str(path)
-        raise
+        err = named(e, path)
+        if err is e: raise
+        raise err from e
 
 # %% ../nbs/00a_files.ipynb #501e5a67
 def check_space(path, need: int, name='--out') -> Path:

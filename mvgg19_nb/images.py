@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from .files import named  # an OSError that names the file it was writing
 
 # %% auto #0
 __all__ = ['MIN_SIDE', 'RESAMPLING', 'DIGESTS', 'IMAGE_EXTS', 'ImageError', 'make_image', 'write_layout', 'to_rgb', 'file_kind',
@@ -203,8 +204,9 @@ def write_atomic(path, content) -> Path:
         else: tmp.write_text(content, encoding='utf-8')
         os.replace(tmp, path)
     except OSError as e:  # a full disk raises from write(), which names no file: name the one it was for
-        if e.filename is None and e.errno is not None: e.filename = str(path)
-        raise
+        err = named(e, path)
+        if err is e: raise
+        raise err from e
     finally: tmp.unlink(missing_ok=True)
     return path
 
