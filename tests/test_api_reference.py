@@ -114,4 +114,4 @@ def test_labels_are_unique_whatever_the_case():
     "Sphinx lowercases labels: the class `Audit` and the function `audit` of one module need two (else the build warns)."
     page = ar.api_markdown()
     labels = [l for l in page.splitlines() if l.startswith('(api-') and l.endswith(')=')]
-    assert len(labels) == len({l.lower() for l in labels}) and '(api-data-audit-class)=' in labels
+    assert len(labels) == len({l.lower() for l in labels}) and '(api-audit-audit-class)=' in labels
