@@ -30,7 +30,8 @@ from mvgg19_nb.features import build_cached_head, cpu_flags, extract_features, f
 from mvgg19_nb.images import content_digest
 from mvgg19_nb.model import build_backbone, build_model
 from mvgg19_nb.heads import ViewSampler, compile_head, fit_cached_head
-from mvgg19_nb.train import STACKED_WORKERS, cross_validate, default_workers
+from mvgg19_nb.folds import STACKED_WORKERS, default_workers
+from mvgg19_nb.train import cross_validate
 
 def best_of(fn, repeats):
     "Smallest wall time of `repeats` calls of `fn` (the least disturbed by other work on the machine)."

@@ -72,11 +72,11 @@ def _fold_name(task) -> str:
     return f"{m} folds {', '.join(str(f + 1) for f in k)}" if isinstance(k, tuple) else f"{m} fold {k + 1}"
 
 def _fold_in_worker(task, shared, threads):
-    "A task of `mvgg19_nb.train.run_fold` in a Ray worker with `threads` threads: [(model, fold, seconds, fold file)]."
-    from mvgg19_nb import runs, train
-    try: train.limit_threads(threads)
+    "A task of `mvgg19_nb.folds.run_fold` in a Ray worker with `threads` threads: [(model, fold, seconds, fold file)]."
+    from mvgg19_nb import folds, runs
+    try: folds.limit_threads(threads)
     except RuntimeError: pass  # a reused worker whose backend runs with another count: equal to float32 rounding
-    out = train.run_fold(task, shared)  # one fold, or a list of them for a stacked task (several folds at once)
+    out = folds.run_fold(task, shared)  # one fold, or a list of them for a stacked task (several folds at once)
     return [(m, k, s, runs.fold_file(shared['run_dir'], m, k).read_bytes())
             for m, k, s in (out if isinstance(out, list) else [out])]
 

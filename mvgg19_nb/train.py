@@ -4,31 +4,27 @@
 
 # %% ../nbs/05_train.ipynb #1e14e9de
 from __future__ import annotations
-import json, os, tempfile, threading, time, warnings
+import json, tempfile, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import keras
-from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
 from .features import build_cached_head, extract_features, remove_orphans, transfer_head
-from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_model, check_model_params, with_classes
-from .heads import (
-    FoldStack, compile_head, compile_stack, fit_cached_head, fit_cached_heads, precise_bn_stats, predict_heads,
-    standardize_inputs)
-from .images import content_digest, cpu_cores, write_atomic
-from .runs import WRITING, check_fold, fold_file, probes_key, read_baselines, reuse_fold, run_lock, save_fold
-from .augment import build_augmenter
+from .folds import (
+    BACKENDS, STACKED_WORKERS, check_model_kwargs, default_workers, fold_backend, run_folds)
+from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_model, with_classes
+from .heads import compile_head, fit_cached_head
+from .images import content_digest, write_atomic
+from .runs import check_fold, fold_file, probes_key, read_baselines, reuse_fold, run_lock
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
 from .params import AUGMENT_DEFAULTS, ParameterError, check_params, resolve_epochs
 
 # %% auto #0
-__all__ = ['HEAD_KEYS', 'BASELINES', 'STACKED_WORKERS', 'BACKENDS', 'HEADS', 'duplicate_groups', 'make_folds', 'split_validation',
-           'check_model_kwargs', 'probe_features', 'compute_baselines', 'CVResult', 'run_fold', 'default_workers',
-           'limit_threads', 'register_fold_backend', 'fold_backend', 'cv_options', 'dataset_facts', 'run_params',
-           'run_identity', 'FoldPlan', 'plan_folds', 'fold_inputs', 'train_folds', 'collect_folds', 'fold_baselines',
-           'cross_validate', 'train_final_model']
+__all__ = ['BASELINES', 'HEADS', 'duplicate_groups', 'make_folds', 'split_validation', 'probe_features', 'compute_baselines',
+           'CVResult', 'cv_options', 'dataset_facts', 'run_params', 'run_identity', 'FoldPlan', 'plan_folds',
+           'fold_inputs', 'train_folds', 'collect_folds', 'fold_baselines', 'cross_validate', 'train_final_model']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -55,76 +51,6 @@ def split_validation(idx, labels, groups, val_split=0.1, seed=0):
         warnings.filterwarnings('ignore', message='The least populated class', category=UserWarning)
         tr, va = next(cv.split(idx, labels[idx], groups[idx]))
     return idx[tr], idx[va]
-
-# %% ../nbs/05_train.ipynb #f23875b2
-HEAD_KEYS = ('dense_units', 'dense_activation', 'dropout', 'bd_dropout', 'standardize_trunk')
-
-def check_model_kwargs(num_classes, model_kwargs, input_size, weights, extra=(), **backbone):
-    "Refuse (`ParameterError`) `model_kwargs` other than None or a dict the models take, with values they take."
-    known = (*HEAD_KEYS, 'branches', 'trunk', *extra)
-    kw = {} if model_kwargs is None else model_kwargs
-    if not isinstance(kw, dict) or set(kw) - set(known):
-        raise ParameterError(f"model_kwargs={model_kwargs!r}: use None or a dict of {', '.join(known)}")
-    rest = {k: v for k, v in kw.items() if k not in ('branches', 'trunk')}
-    check_model_params(num_classes, input_size, weights, kw.get('branches', PAPER_BRANCHES),
-                       kw.get('trunk', 'block5_pool'), **rest, **backbone)
-
-_HEADS = {}  # this process's compiled heads, reused by later folds: tracing a new head's functions costs seconds a fold
-
-def _fresh_head(name, num_classes, layout, seed, head_kwargs):
-    ("A compiled head in the exact state of a new `build_cached_head(..., seed=seed)`, "
-     "reusing this process's compiled one.")
-    new = build_cached_head(name, num_classes, layout, seed=seed, **head_kwargs)
-    key = json.dumps([name, num_classes, layout, head_kwargs], sort_keys=True, default=str)
-    if key not in _HEADS:
-        head = compile_head(new)
-        head.optimizer.build(head.trainable_variables)
-        while len(_HEADS) >= 4: _HEADS.pop(next(iter(_HEADS)))
-        _HEADS[key] = head, [np.asarray(v) for v in head.optimizer.variables]
-        return head
-    head, optimizer_start = _HEADS[key]
-    for v, w in zip(head.variables, new.variables): v.assign(w)  # weights, BatchNorm statistics, dropout seed states
-    for v, w in zip(head.optimizer.variables, optimizer_start): v.assign(w)  # step 0, zero moments
-    return head
-
-def _fit_cached(name, feats, labels, tr, va, te, num_classes, epochs, batch_size, seed, verbose, model_kwargs,
-                bn_stats='precise', patience=None):
-    "Train `name`'s head on cached features; return (history, test probabilities, head)."
-    head = _fresh_head(name, num_classes, feats.layout, seed, {k: v for k, v in model_kwargs.items() if k in HEAD_KEYS})
-    val = (np.asarray(feats.views[0][va]), labels[va]) if len(va) else None
-    h = fit_cached_head(head, feats.views, tr, labels, epochs, batch_size, seed, val, verbose, bn_stats, patience)
-    return h, head.predict(np.asarray(feats.views[0][te]), batch_size=256, verbose=0), head
-
-def _fit_full(name, images, labels, tr, va, te, num_classes, input_size, epochs, batch_size, seed, verbose,
-              model_kwargs, augment, weights, freeze, preprocessing, bn_stats='precise', patience=None):
-    "Train the whole model on images, the augmenter inside it (the authors' per-fold `fit`); (history, proba, model)."
-    aug = build_augmenter(seed=seed, **(augment or {})) if augment is not False else None
-    kw = {k: v for k, v in model_kwargs.items() if not (name == 'vgg19' and k == 'branches')}
-    model = compile_head(build_model(name, num_classes, input_size, weights=weights, freeze=freeze,
-                                     preprocessing=preprocessing,
-                                 augmenter=aug, seed=seed, **kw))
-    val = (images[va], labels[va]) if len(va) else None
-    standardize_inputs(model, images[np.sort(tr)], batch_size=64)
-    stop = [] if patience is None else [keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
-    h = model.fit(images[tr], labels[tr], validation_data=val, epochs=epochs, batch_size=batch_size, shuffle=True,
-                  verbose=verbose, callbacks=stop)
-    if freeze != 'frozen': standardize_inputs(model, images[np.sort(tr)], batch_size=64)  # the trunk has changed
-    if bn_stats == 'precise': precise_bn_stats(model, images[np.sort(tr)], batch_size=64)  # curves: moving averages
-    return h.history, model.predict(images[te], batch_size=64, verbose=0), model
-
-# %% ../nbs/05_train.ipynb #4ec62950
-def _fit_cached_stack(name, feats, labels, trs, vas, tes, num_classes, epochs, batch_size, seeds, verbose, model_kwargs,
-                      bn_stats='precise', patience=None):
-    "Train `name`'s heads of several folds as one model on cached features; (histories, test probabilities, stack)."
-    kw, heads = {k: v for k, v in model_kwargs.items() if k in HEAD_KEYS}, []
-    for s in seeds:
-        keras.utils.set_random_seed(s)  # as `_run_fold` does before building a fold's head
-        heads.append(build_cached_head(name, num_classes, feats.layout, seed=s, **kw))
-    stack = compile_stack(FoldStack(heads))
-    val = [(np.asarray(feats.views[0][va]), labels[va]) if len(va) else None for va in vas]
-    hists = fit_cached_heads(stack, feats.views, trs, labels, epochs, batch_size, seeds, val, verbose, bn_stats,
-                             patience)
-    return hists, predict_heads(stack, [feats.views[0][te] for te in tes]), stack
 
 # %% ../nbs/05_train.ipynb #a27d9694
 BASELINES = ('majority', 'linear_probe_trunk', 'linear_probe_all')
@@ -172,140 +98,6 @@ class CVResult:
         "Mean and std over folds of every metric, one block per model."
         import pandas as pd
         return pd.concat({m: summarize(self.metrics(m)) for m in (*self.runs, *self.baselines)})
-
-# %% ../nbs/05_train.ipynb #d1b899e8
-def run_fold(task, shared):
-    """Train and test one model on one fold and save its fold file; in this process or in a worker. Returns
-    (model, fold, seconds), or for a stacked task (its fold a tuple of folds, see `_run_stack`) a list of them."""
-    m, k, tr, va, te = task
-    if isinstance(k, tuple): return _run_stack(task, shared)
-    keras.utils.set_random_seed(shared['seed'] * 1000 + k)  # each fold its own seed: resuming gives the same numbers
-    t0, s = time.perf_counter(), shared
-    if s['feats'] is not None:
-        h, p, _ = _fit_cached(m, s['feats'], s['labels'], tr, va, te, s['num_classes'], s['epochs'], s['batch_size'],
-                              s['seed'] * 1000 + k, s['verbose'], s['model_kwargs'], s['bn_stats'], s['patience'])
-    else:
-        h, p, _ = _fit_full(m, s['images'], s['labels'], tr, va, te, s['num_classes'], s['input_size'], s['epochs'],
-                            s['batch_size'],
-                            s['seed'], s['verbose'], s['model_kwargs'], s['augment'], s['weights'], s['freeze'],
-                            s['preprocessing'], s['bn_stats'], s['patience'])
-    fit_s = time.perf_counter() - t0
-    h = {key: [float(x) for x in v] for key, v in h.items()}
-    timing = dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid())
-    save_fold(fold_file(s['run_dir'], m, k), te, p, h, timing, m, k, s['run_id'])
-    return m, k, fit_s
-
-def _run_stack(task, shared):
-    """Train one model's heads of the folds `task[1]` (a tuple) as one `FoldStack`, save each fold's file as `run_fold`
-    would; returns [(model, fold, seconds)], each fold's seconds its share of the stack's time."""
-    m, ks, trs, vas, tes = task
-    s, t0 = shared, time.perf_counter()
-    if s['feats'] is None: raise ValueError("stacked heads train on cached features: use heads='per_fold'")
-    hists, probas, _ = _fit_cached_stack(m, s['feats'], s['labels'], trs, vas, tes, s['num_classes'], s['epochs'],
-                                         s['batch_size'], [s['seed'] * 1000 + k for k in ks], s['verbose'],
-                                         s['model_kwargs'], s['bn_stats'], s['patience'])
-    fit_s, done = (time.perf_counter() - t0) / len(ks), []
-    for k, tr, va, te, h, p in zip(ks, trs, vas, tes, hists, probas):
-        h = {key: [float(x) for x in v] for key, v in h.items()}
-        timing = dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid(), stacked=len(ks))
-        save_fold(fold_file(s['run_dir'], m, k), te, p, h, timing, m, k, s['run_id'])
-        done.append((m, k, fit_s))
-    return done
-
-# %% ../nbs/05_train.ipynb #46d3a921
-STACKED_WORKERS = 1  # processes for stacked heads when `workers` is None: see `benchmarks/cv_speed.py`
-
-def default_workers(n_jobs, cached=True):
-    "Processes for `n_jobs` folds: one per CPU core (at most 8) for cached heads on a CPU, else 1."
-    if not cached or n_jobs < 2: return 1
-    try: accelerated = any(not str(d).lower().startswith('cpu') for d in keras.distribution.list_devices())
-    except Exception: accelerated = False
-    return 1 if accelerated else max(1, min(cpu_cores(), 8, n_jobs))
-
-def limit_threads(threads):
-    "Give this worker process `threads` CPU threads (before its backend starts), so that workers share the cores."
-    if keras.backend.backend() == 'tensorflow':
-        import tensorflow as tf
-        if tf.config.threading.get_intra_op_parallelism_threads() == threads: return  # done by an earlier fold
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    elif (keras.backend.backend() == 'jax' and threads == 1
-          and 'multi_thread_eigen' not in os.environ.get('XLA_FLAGS', '')):
-        os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
-                                   + ' --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1').strip()
-
-_WATCH = {}  # in a worker: the pid of the process it trains folds for, and the thread watching it
-
-def _alive(pid):
-    "Whether process `pid` is running (a zombie, ended but not yet collected by its parent, is not)."
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True  # another user's process: it exists
-    if not Path('/proc/self/stat').exists(): return True  # no /proc (macOS): os.kill's answer
-    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
-    except (FileNotFoundError, ProcessLookupError): return False  # ended between the two looks
-
-def _watch_parent(pid, every=1.0):
-    """In a worker: end this process (`os._exit`) within `every` seconds of process `pid` ending, however it ended,
-    deleting the temporary fold file it was writing; one watching thread per worker."""
-    _WATCH['pid'] = pid
-    if 'thread' in _WATCH: return  # a later fold: the thread reads the pid again
-    ppid = os.getppid()
-    def watch():
-        while True:
-            time.sleep(every)
-            p = _WATCH['pid']
-            if not _alive(p) or (p == ppid and os.getppid() != ppid):  # or this worker was handed to another parent
-                tmp = WRITING.get('tmp')
-                if tmp is not None: Path(tmp).unlink(missing_ok=True)
-                os._exit(1)
-    _WATCH['thread'] = threading.Thread(target=watch, name='mvgg19-watch-parent', daemon=True)
-    _WATCH['thread'].start()
-
-def _worker_fold(task, shared, threads, parent=None):
-    "A fold (or stack) in a loky worker with `threads` threads, which ends with the process `parent` that started it."
-    if parent is not None: _watch_parent(parent)
-    limit_threads(threads)
-    return run_fold(task, shared)
-
-def _serial_folds(tasks, shared, workers):
-    "The fold backend 'serial': every task in this process, one after the other."
-    return (run_fold(t, shared) for t in tasks)
-
-def _loky_folds(tasks, shared, workers):
-    "The fold backend 'loky': `workers` processes on this machine (in this process when `workers` is 1)."
-    if workers <= 1: return _serial_folds(tasks, shared, workers)
-    from mvgg19_nb import train  # by module name, so that workers import it rather than unpickle it from a notebook
-    run = Parallel(n_jobs=workers, backend='loky', batch_size=1, return_as='generator_unordered')
-    threads = max(1, cpu_cores() // workers)
-    return run(delayed(train._worker_fold)(t, shared, threads, os.getpid()) for t in tasks)
-
-# the fold backends of `cross_validate`: a runner `fn(tasks, shared, workers)` yielding (model, fold, seconds), or
-# lists of them for stacked tasks; or 'module:function', imported when used (Ray's is chapter 13's, above this one)
-BACKENDS = {'loky': _loky_folds, 'serial': _serial_folds, 'ray': 'mvgg19_nb.cluster:run_folds_ray'}
-
-def register_fold_backend(name: str, runner):
-    "Make `runner(tasks, shared, workers)`, or a 'module:function' naming it, the fold backend `name`."
-    BACKENDS[name] = runner
-
-def fold_backend(name: str):
-    "The runner of the fold backend `name`, a 'module:function' one imported now; an ImportError says what is missing."
-    if name not in BACKENDS: raise ValueError(f"backend={name!r}: use one of {', '.join(map(repr, BACKENDS))}")
-    runner = BACKENDS[name]
-    if not isinstance(runner, str): return runner
-    import importlib
-    module, _, attr = runner.partition(':')
-    try: return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ImportError(f"backend={name!r} needs {module}.{attr} and the {name} package ({e}); install {name} "
-                          f"(pip install {name}) or use backend='loky' or 'serial'") from e
-
-def _run_folds(tasks, shared, workers, backend='loky'):
-    """Run `tasks` (model, fold, train, validation, test; or stacked tasks, several folds each) and yield
-    (model, fold, seconds) as folds finish, with the fold backend `backend` of `BACKENDS`: 'loky' (`workers`
-    processes on this machine), 'serial' (in this process) or 'ray' (`mvgg19_nb.cluster.run_folds_ray`)."""
-    for r in fold_backend(backend)(tasks, shared, workers):
-        yield from (r if isinstance(r, list) else [r])  # a stacked task reports each of its folds
 
 # %% ../nbs/05_train.ipynb #8c5e6b10
 HEADS = ('stacked', 'per_fold')
@@ -422,7 +214,7 @@ def train_folds(pending, plan: FoldPlan, o: dict, feats, images, run_dir) -> dic
     if pending and o['progress']:
         print(f'training {len(pending)} fold models in {workers} process(es)'
               + (f', as {len(tasks)} stacked model(s)' if stacked else ''), flush=True)
-    for n_done, (m, k, fit_s) in enumerate(_run_folds(tasks, shared, workers, o['backend']), 1):
+    for n_done, (m, k, fit_s) in enumerate(run_folds(tasks, shared, workers, o['backend']), 1):
         if o['progress']:
             print(f"{m}: fold {k + 1}/{o['folds']} done in {fit_s:.0f} s ({n_done}/{len(pending)})", flush=True)
     return dict(workers=workers, heads='stacked' if stacked else 'per_fold', fold_backend=o['backend'])

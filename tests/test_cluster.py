@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mvgg19_nb import cluster, train
+from mvgg19_nb import cluster, folds, train
 from mvgg19_nb.cluster import init_ray, run_folds_ray, sweep
 from mvgg19_nb.data import DataNotFoundError, load_dataset
 from mvgg19_nb.train import cross_validate
@@ -44,10 +44,10 @@ def _cv_on_ray(ds, out_dir, cache_dir, **ray_kwargs):
     def runner(tasks, shared, workers):
         calls.append(len(tasks))
         return run_folds_ray(tasks, shared, workers, **ray_kwargs)
-    saved = train.BACKENDS['ray']
-    train.register_fold_backend('ray', runner)
+    saved = folds.BACKENDS['ray']
+    folds.register_fold_backend('ray', runner)
     try: return cross_validate(ds, out_dir=out_dir, cache_dir=cache_dir, backend='ray', **CV), calls
-    finally: train.register_fold_backend('ray', saved)
+    finally: folds.register_fold_backend('ray', saved)
 
 
 def test_folds_on_ray_match_loky(ray, ds, tmp_path):

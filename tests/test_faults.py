@@ -6,7 +6,7 @@ os.environ.setdefault('KERAS_HOME', tempfile.mkdtemp(prefix='keras_home_'))
 import json
 from pathlib import Path
 import numpy as np, pytest
-from mvgg19_nb import cli, train
+from mvgg19_nb import cli, folds, train
 from mvgg19_nb.runs import RunLocked, check_fold, run_lock
 from mvgg19_nb.train import cross_validate
 
@@ -160,14 +160,14 @@ def test_workers_end_with_their_killed_parent(ds, cache, clean, tmp_path):
         assert proc.poll() is None and len(workers) == 2, f'the kill should land mid-run, with two workers: {workers}'
         os.kill(proc.pid, signal.SIGKILL); proc.wait()  # the parent only, not its process group
         t0 = time.time()
-        while any(train._alive(w) for w in workers) and time.time() - t0 < 10: time.sleep(0.1)
-        assert not [w for w in workers if train._alive(w)], f'workers still running {time.time() - t0:.0f} s later'
+        while any(folds._alive(w) for w in workers) and time.time() - t0 < 10: time.sleep(0.1)
+        assert not [w for w in workers if folds._alive(w)], f'workers still running {time.time() - t0:.0f} s later'
         files = sorted(out.glob('*/*/*'))
         time.sleep(1.5)
         assert sorted(out.glob('*/*/*')) == files  # nothing writes there any more
     finally:
         for w in workers:
-            if train._alive(w): os.kill(w, signal.SIGKILL)
+            if folds._alive(w): os.kill(w, signal.SIGKILL)
     run_dir = next(out.iterdir())
     assert not [p for p in files if '.tmp' in p.name], files  # no temporary (half-written) file left
     done = [p for p in files if re.fullmatch(r'fold\d+\.npz', p.name)]

@@ -135,7 +135,7 @@ def test_the_known_exceptions_still_exist():  # so that the allow-lists shrink a
 def test_imports_inside_functions_are_read(tmp_path, monkeypatch):  # the reader sees what the old top-level one missed
     g = graph()
     assert 'cluster' in g['cli'] and 'runargs' in g['cluster']  # `main` imports the sweep inside a function
-    assert 'train' not in g['cluster'] or g['cluster']['train'] >= {'limit_threads', 'run_fold'}
+    assert 'train' not in g['cluster'] and g['cluster']['folds'] >= {'limit_threads', 'run_fold'}
     assert 'cluster' not in g['train'], 'train imports the cluster module: pick the fold backend through BACKENDS'
     assert {'cli', 'cluster'}.isdisjoint(g['runargs']) and {'cli', 'predict'}.isdisjoint(g['cards'])
     assert 'cli' not in g['predict'] and 'cards' in g['predict']

@@ -6,7 +6,7 @@ os.environ.setdefault('KERAS_HOME', tempfile.mkdtemp(prefix='keras_home_'))
 from pathlib import Path
 import numpy as np, pytest
 from sklearn.metrics import accuracy_score, f1_score
-from mvgg19_nb import train
+from mvgg19_nb import folds, train
 from mvgg19_nb.runs import load_fold
 from mvgg19_nb.data import Dataset
 from mvgg19_nb.train import cross_validate
@@ -91,15 +91,15 @@ def test_heads_workers_and_backends_do_not_change_results(ds, cache, run, tmp_pa
     assert all('stacked' not in t for r in serial.runs.values() for t in r['timings'])
     same_results(serial, run)
     # by default one process per core (at most 8, at most one per fold) on a CPU: on a 3-core CPU, 3 for 6 folds
-    monkeypatch.setattr(train, 'cpu_cores', lambda: 3)
-    monkeypatch.setattr(train.keras.distribution, 'list_devices', lambda *a: ['cpu:0'])
+    monkeypatch.setattr(folds, 'cpu_cores', lambda: 3)
+    monkeypatch.setattr(folds.keras.distribution, 'list_devices', lambda *a: ['cpu:0'])
     parallel = cross_validate(ds, out_dir=tmp_path/'loky', cache_dir=cache, heads='per_fold', **ARGS)
     assert parallel.timings['workers'] == 3  # the fixture's 2 models x 3 folds, on 3 cores
     assert os.getpid() not in {t['pid'] for r in parallel.runs.values() for t in r['timings']}  # in the workers
     same_results(parallel, run)
     # stacked heads, one stack per model, in two processes
     two = cross_validate(ds, out_dir=tmp_path/'two', cache_dir=cache, heads='stacked', workers=2, **ARGS)
-    assert run.timings['workers'] == min(train.STACKED_WORKERS, 2) and two.timings['workers'] == 2
+    assert run.timings['workers'] == min(folds.STACKED_WORKERS, 2) and two.timings['workers'] == 2
     assert len({t['pid'] for r in two.runs.values() for t in r['timings']}) == 2
     same_results(two, run)
 
@@ -133,7 +133,7 @@ def test_ray_backend_delegates_to_the_cluster_module(ds, cache, run, tmp_path, m
     calls = []
     def run_folds_ray(tasks, shared, workers, address=None):
         calls.append(([(t[0], t[1]) for t in tasks], workers, address))
-        for t in tasks: yield train.run_fold(t, shared)
+        for t in tasks: yield folds.run_fold(t, shared)
     monkeypatch.setitem(sys.modules, 'mvgg19_nb.cluster', types.SimpleNamespace(run_folds_ray=run_folds_ray))
     res = cross_validate(ds, out_dir=tmp_path, cache_dir=cache, backend='ray', workers=3, **ARGS)
     assert calls == [([(m, k) for m in ('vgg19', 'mvgg19') for k in range(3)], 3, None)]  # one fold per Ray task
@@ -155,7 +155,7 @@ def test_ray_backend_delegates_to_the_cluster_module(ds, cache, run, tmp_path, m
 def test_parameters_refused_before_any_work(ds, tmp_path, bad, says, monkeypatch):
     def expensive(*a, **k): raise AssertionError('work began before the parameters were refused')
     for name in ('digests', 'load', 'load_valid'): monkeypatch.setattr(Dataset, name, expensive)  # reading the files
-    for name in ('extract_features', 'make_folds', '_run_folds'): monkeypatch.setattr(train, name, expensive)
+    for name in ('extract_features', 'make_folds', 'run_folds'): monkeypatch.setattr(train, name, expensive)
     with pytest.raises(ValueError, match=re.escape(says)):
         cross_validate(ds, out_dir=tmp_path/'runs', cache_dir=tmp_path/'cache', **{**ARGS, **bad})
     assert not list(tmp_path.iterdir())  # no run folder, no cache
