@@ -15,12 +15,12 @@ from .results import baseline_of, checked_without_augmentation, read_results, wr
 from .summary import write_summary
 from .images import ImageError, file_digest
 from .params import ParameterError, check_model_file, check_params, dataset_key, model_constants, resolve_epochs
-# the run arguments (chapter 9a) and the model cards (chapter 9b), which the sweep and predict share
+# the run arguments (`mvgg19_nb.runargs`) and the model cards (`mvgg19_nb.cards`), which the sweep and predict share
 from .runargs import (CLIError, check_run, check_writable_dir, in_repo, parameters_help, parse_params,
                                resolve_paths)
 from .cards import (TRAIN_UNUSED, card_path, cv_metrics, image_sizes, make_card, not_a_card,
                              operating_point, read_card)
-# which files, how they are read, the table: chapter 10's, loaded without Keras (the ONNX path never imports it)
+# which files, how they are read, the table: `mvgg19_nb.predict`'s, loaded without Keras (the ONNX path never imports it)
 from .predict import OnnxModel, plural, predict_files, read_batch, select_images, write_csv
 
 # %% auto #0

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath
 import numpy as np
 import pandas as pd
-# the model card beside a model file: chapter 9b, below the command line and this chapter
+# the model card beside a model file: `mvgg19_nb.cards`, below the command line and this chapter
 from .cards import card_path, read_card
 from .data import DataError, load_magnetic_tile
 from .images import (MIN_SIDE, ImageError, as_batch, find_images, load_image, n_workers,

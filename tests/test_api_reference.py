@@ -50,12 +50,12 @@ def test_chapters_follow_the_table_of_contents(tmp_path):
     """A chapter per module, headed by its notebook's title, in the order `_toc.yml` gives (here the model before the
     images), whatever the notebooks' numbers."""
     (tmp_path/'_toc.yml').write_text('format: jb-book\nroot: nbs/index\nparts:\n- caption: A\n  chapters:\n'
-                                     '  - file: nbs/03_model\n  - file: nbs/00_images.ipynb\n'
-                                     '- caption: B\n  chapters:\n  - file: nbs/01_data\n    sections:\n'
-                                     '    - file: nbs/07_plots\n')
-    for nb, title in [('03_model', 'The model'), ('00_images', 'Reading images'), ('01_data', 'Datasets'),
-                      ('07_plots', 'Figures')]: _notebook(tmp_path/'nbs'/f'{nb}.ipynb', title)
-    assert ar.toc_files(tmp_path) == ['nbs/index', 'nbs/03_model', 'nbs/00_images', 'nbs/01_data', 'nbs/07_plots']
+                                     '  - file: nbs/01_model\n  - file: nbs/13_images.ipynb\n'
+                                     '- caption: B\n  chapters:\n  - file: nbs/15_data\n    sections:\n'
+                                     '    - file: nbs/20_plots\n')
+    for nb, title in [('01_model', 'The model'), ('13_images', 'Reading images'), ('15_data', 'Datasets'),
+                      ('20_plots', 'Figures')]: _notebook(tmp_path/'nbs'/f'{nb}.ipynb', title)
+    assert ar.toc_files(tmp_path) == ['nbs/index', 'nbs/01_model', 'nbs/13_images', 'nbs/15_data', 'nbs/20_plots']
     heads = _chapters(ar.api_markdown(root=tmp_path))
     assert heads[:5] == ['Start here', 'The model', 'Reading images', 'Datasets', 'Figures'], heads
     assert 'Models: MVGG19 and its VGG19 baseline' not in heads  # titles read from the toc's notebooks

@@ -115,7 +115,7 @@ def test_augment():
         assert check_params(augment=good)['augment'] == good
     for bad in ('yes', 1):
         fails(f'augment={bad!r}: use True or None (the default augmentations), False (none) or a dict', augment=bad)
-    fails("augment={1: 2}: unknown setting 1; use noise_std, rotation", augment={1: 2})  # names checked (chapter 2)
+    fails("augment={1: 2}: unknown setting 1; use noise_std, rotation", augment={1: 2})  # names checked (`mvgg19_nb.augment`)
 
 
 def test_positive_class():

@@ -8,10 +8,10 @@ if ! command -v dot >/dev/null; then
     echo "installing graphviz (apt-get) for the model diagram"
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz \
         >/dev/null; } ||
-      echo "WARNING: apt-get could not install graphviz: nbs/03_model.ipynb prints a note instead of the model diagram"
+      echo "WARNING: apt-get could not install graphviz: nbs/01_model.ipynb prints a note instead of the model diagram"
   else
     echo "NOTE: graphviz's 'dot' is missing and this is not root with apt-get: install graphviz (e.g." \
-         "'sudo apt-get install graphviz') to draw the model diagram of nbs/03_model.ipynb; it prints a note without it"
+         "'sudo apt-get install graphviz') to draw the model diagram of nbs/01_model.ipynb; it prints a note without it"
   fi
 fi
 # Debian's Chromium and its driver: the book's browser check (tools/browser_check.py, run by CI) opens every page.

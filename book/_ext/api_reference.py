@@ -142,7 +142,7 @@ def _modules(package) -> list:
 
 
 def toc_files(root) -> list[str]:
-    "The book's pages (`nbs/03_model`, ...) in the order of `root/_toc.yml`: root first, then every `file:` entry."
+    "The book's pages (`nbs/01_model`, ...) in the order of `root/_toc.yml`: root first, then every `file:` entry."
     import yaml
     toc = yaml.safe_load((Path(root)/'_toc.yml').read_text(encoding='utf-8')) or {}
     out = []
