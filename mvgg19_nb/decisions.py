@@ -17,8 +17,8 @@ from .params import ParameterError
 __all__ = ['POINT_COLUMNS', 'proportion_ci', 'point_figures', 'min_positives', 'operating_points', 'least_cost_threshold',
            'fold_rates', 'plot_operating_points', 'band_figures', 'review_band', 'decide', 'risk_coverage',
            'confidence_for', 'plot_risk_coverage', 'calibration', 'plot_reliability', 'fit_temperature',
-           'apply_temperature', 'corrected_t', 'mcnemar_exact', 'bootstrap_diff', 'paired_comparison',
-           'comparison_sentence', 'json_ready', 'decision_record']
+           'apply_temperature', 'temperature_effect', 'corrected_t', 'mcnemar_exact', 'bootstrap_diff',
+           'paired_comparison', 'comparison_sentence', 'json_ready', 'decision_record']
 
 # %% ../nbs/07_decisions.ipynb #e238b77a
 def _binary(y, p_pos):
@@ -300,6 +300,20 @@ def apply_temperature(logits_or_proba, T):
     if not (isinstance(T, (int, float, np.number)) and np.isfinite(T) and T > 0):
         raise ParameterError(f"T: {T!r} must be a positive temperature")
     return softmax(_logits(logits_or_proba) / T, axis=1)
+
+# %% ../nbs/07_decisions.ipynb #2a7224c5
+def temperature_effect(y,  # (N,) integer labels
+                       raw,  # (N, K) out-of-fold probabilities as the heads gave them
+                       calibrated,  # (N, K) the same, each fold's rescaled by its temperature
+                       temperatures):  # each fold's temperature
+    "The folds' temperatures (median, least, greatest), and ECE and Brier score before and after scaling."
+    t = np.asarray(temperatures, dtype=float)
+    if t.ndim != 1 or not len(t) or not (np.isfinite(t) & (t > 0)).all():
+        raise ParameterError(f"temperatures: {temperatures!r:.60} must be one positive number per fold")
+    before, after = calibration(y, raw), calibration(y, calibrated)
+    return {'temperature': float(np.median(t)), 'temperature_min': float(t.min()), 'temperature_max': float(t.max()),
+            'ece_before': before['ece'], 'ece_after': after['ece'],
+            'brier_before': before['brier'], 'brier_after': after['brier']}
 
 # %% ../nbs/07_decisions.ipynb #8660c0db
 def corrected_t(diffs,  # per-fold differences of a metric, b minus a

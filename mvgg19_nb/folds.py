@@ -102,18 +102,26 @@ def run_fold(task, shared):
     keras.utils.set_random_seed(shared['seed'] * 1000 + k)  # each fold its own seed: resuming gives the same numbers
     t0, s = time.perf_counter(), shared
     if s['feats'] is not None:
-        h, p, _ = _fit_cached(m, s['feats'], s['labels'], tr, va, te, s['num_classes'], s['epochs'], s['batch_size'],
-                              s['seed'] * 1000 + k, s['verbose'], s['model_kwargs'], s['bn_stats'], s['patience'])
+        h, p, model = _fit_cached(m, s['feats'], s['labels'], tr, va, te, s['num_classes'], s['epochs'],
+                                  s['batch_size'], s['seed'] * 1000 + k, s['verbose'], s['model_kwargs'],
+                                  s['bn_stats'], s['patience'])
     else:
-        h, p, _ = _fit_full(m, s['images'], s['labels'], tr, va, te, s['num_classes'], s['input_size'], s['epochs'],
-                            s['batch_size'],
-                            s['seed'], s['verbose'], s['model_kwargs'], s['augment'], s['weights'], s['freeze'],
-                            s['preprocessing'], s['bn_stats'], s['patience'])
+        h, p, model = _fit_full(m, s['images'], s['labels'], tr, va, te, s['num_classes'], s['input_size'],
+                                s['epochs'], s['batch_size'], s['seed'], s['verbose'], s['model_kwargs'],
+                                s['augment'], s['weights'], s['freeze'], s['preprocessing'], s['bn_stats'],
+                                s['patience'])
+    val = _validation(va, s, lambda x: model.predict(x, batch_size=256, verbose=0))
     fit_s = time.perf_counter() - t0
     h = {key: [float(x) for x in v] for key, v in h.items()}
     timing = dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid())
-    save_fold(fold_file(s['run_dir'], m, k), te, p, h, timing, m, k, s['run_id'])
+    save_fold(fold_file(s['run_dir'], m, k), te, p, h, timing, m, k, s['run_id'], validation=val)
     return m, k, fit_s
+
+def _validation(va, shared, predict):
+    "(indices, probabilities) of the validation part `va` when the run calibrates (`shared['calibrate']`), else None."
+    if shared.get('calibrate', 'none') == 'none' or not len(va): return None
+    x = np.asarray(shared['feats'].views[0][va]) if shared['feats'] is not None else shared['images'][va]
+    return np.asarray(va), predict(x).astype('float32')
 
 def _run_stack(task, shared):
     """Train one model's heads of the folds `task[1]` (a tuple) as one `FoldStack`, save each fold's file as `run_fold`
@@ -121,14 +129,17 @@ def _run_stack(task, shared):
     m, ks, trs, vas, tes = task
     s, t0 = shared, time.perf_counter()
     if s['feats'] is None: raise ValueError("stacked heads train on cached features: use heads='per_fold'")
-    hists, probas, _ = _fit_cached_stack(m, s['feats'], s['labels'], trs, vas, tes, s['num_classes'], s['epochs'],
-                                         s['batch_size'], [s['seed'] * 1000 + k for k in ks], s['verbose'],
-                                         s['model_kwargs'], s['bn_stats'], s['patience'])
+    hists, probas, stack = _fit_cached_stack(m, s['feats'], s['labels'], trs, vas, tes, s['num_classes'],
+                                             s['epochs'], s['batch_size'], [s['seed'] * 1000 + k for k in ks],
+                                             s['verbose'], s['model_kwargs'], s['bn_stats'], s['patience'])
+    calibrating = s.get('calibrate', 'none') != 'none'
+    val_probas = predict_heads(stack, [s['feats'].views[0][va] for va in vas]) if calibrating else [None] * len(ks)
     fit_s, done = (time.perf_counter() - t0) / len(ks), []
-    for k, tr, va, te, h, p in zip(ks, trs, vas, tes, hists, probas):
+    for k, tr, va, te, h, p, vp in zip(ks, trs, vas, tes, hists, probas, val_probas):
+        val = (np.asarray(va), vp) if calibrating and len(va) else None
         h = {key: [float(x) for x in v] for key, v in h.items()}
         timing = dict(fit_s=fit_s, n_train=len(tr), n_val=len(va), n_test=len(te), pid=os.getpid(), stacked=len(ks))
-        save_fold(fold_file(s['run_dir'], m, k), te, p, h, timing, m, k, s['run_id'])
+        save_fold(fold_file(s['run_dir'], m, k), te, p, h, timing, m, k, s['run_id'], validation=val)
         done.append((m, k, fit_s))
     return done
 

@@ -13,8 +13,8 @@ from .classes import with_positive_class
 # %% auto #0
 __all__ = ['ALLOWED', 'RULES', 'MODEL_NAMES', 'PREPROCESSING', 'MIN_SIZE', 'VGG19_CONVS', 'VGG19_NOTOP_URL', 'AUGMENT_DEFAULTS',
            'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'BN_STATS', 'HDF5_SIGNATURE', 'FLIPS', 'FILL_MODES',
-           'AUGMENT_SETTINGS', 'ROLES', 'RUN_SPEC', 'SPEC', 'TEXT_PARAMS', 'ParameterError', 'Problem', 'rule',
-           'check_params', 'model_constants', 'augment_defaults', 'resolve_epochs', 'vgg19_layers', 'is_hdf5',
+           'AUGMENT_SETTINGS', 'CALIBRATIONS', 'ROLES', 'RUN_SPEC', 'SPEC', 'TEXT_PARAMS', 'ParameterError', 'Problem',
+           'rule', 'check_params', 'model_constants', 'augment_defaults', 'resolve_epochs', 'vgg19_layers', 'is_hdf5',
            'dataset_key', 'check_model_file', 'Param', 'run_defaults', 'names', 'template_source', 'read_yaml',
            'parse_value']
 
@@ -63,11 +63,14 @@ def _dataset_problems(out: dict, ds: Dataset, bad: set) -> list:
     return problems
 
 def _pair_problems(out: dict, bad: set) -> list:
-    "The problems of two parameters together (each valid on its own): patience without validation, late branches."
+    "The problems of two parameters together (each valid on its own): no validation part, late branches."
     problems = []
     if out.get('patience') is not None and out.get('val_split') == 0 and not bad & {'patience', 'val_split'}:
         problems.append(f"patience={out['patience']}: early stopping needs a validation set; use val_split > 0 or "
                         "patience=None")
+    if out.get('calibrate') == 'temperature' and out.get('val_split') == 0 and not bad & {'calibrate', 'val_split'}:
+        problems.append('calibrate=temperature: the temperature is fitted on the validation part; use val_split > 0 '
+                        "or calibrate='none'")
     if out.get('branches') and not bad & {'branches', 'trunk'}:
         names, trunk = vgg19_layers(), out.get('trunk', 'block5_pool')
         late = [b for b in out['branches'] if names.index(b) >= names.index(trunk)]
@@ -389,6 +392,12 @@ def _review_error(v, ds=None):
         raise Problem('use a number with 0 < review_error < 0.5')
     return float(v)
 
+CALIBRATIONS = ('none', 'temperature')
+
+@rule('calibrate', "'none' (the heads' own probabilities) or 'temperature' (temperature scaling fitted on each fold's "
+                   'validation part)')
+def _calibrate(v, ds=None): return _one_of(v, CALIBRATIONS)
+
 # %% ../nbs/23_params.ipynb #f1ee2490
 from dataclasses import dataclass
 
@@ -436,6 +445,8 @@ RUN_SPEC = tuple(Param(*a) for a in [  # the template's order
     ('miss_cost', None, 'report', 'binary data: a missed defect costs this many false alarms (the least-cost '
      'threshold); None: none'),
     ('review_error', 0.01, 'report', "the review band's target: the error rate each automatic decision may reach"),
+    ('calibrate', 'none', 'cv', "'none', or 'temperature': each fold's probabilities rescaled by a temperature fitted "
+     'on its validation part'),
     ('check_augmentation', 'auto', 'cv', "rerun the heads without augmentation: 'auto' where a model is > 2 points "
      'below its linear probe, True, False'),
     ('cache_dir', '.cache/features', 'location', 'the feature cache (backbone outputs per image and view)', True),

@@ -12,7 +12,7 @@ from .files import RunLocked, hold_lock  # RunLocked: what run_lock raises
 
 # %% auto #0
 __all__ = ['FOLD_FORMAT', 'WRITING', 'PROBES_VERSION', 'LOCK_FILE', 'DamagedFold', 'fold_file', 'save_fold', 'load_fold',
-           'check_fold', 'reuse_fold', 'probes_key', 'read_baselines', 'run_lock']
+           'check_fold', 'reuse_fold', 'fold_validation', 'probes_key', 'read_baselines', 'run_lock']
 
 # %% ../nbs/18_runs.ipynb #74b3907e
 FOLD_FORMAT = 2  # fold files carry their identity and a checksum from this format on
@@ -24,27 +24,30 @@ def fold_file(run_dir, model, k):
     "Where fold `k` of `model` is saved in the run folder `run_dir`: `<run_dir>/<model>/fold<k>.npz`."
     return Path(run_dir)/model/f'fold{k}.npz'
 
-def _fold_checksum(te, proba, history, timing):
-    "blake2b of a fold file's arrays (dtype, shape, bytes) and of its history and timing (JSON strings)."
+def _fold_checksum(te, proba, history, timing, validation=None):
+    "blake2b of a fold file's arrays (dtype, shape, bytes; the validation part's too, if kept), history and timing."
     h = hashlib.blake2b(digest_size=16)
-    for a in (np.asarray(te), np.asarray(proba)):
+    for a in (te, proba, *(validation or ())):
+        a = np.asarray(a)
         h.update(f'{a.dtype.str}{a.shape}'.encode()); h.update(np.ascontiguousarray(a).tobytes())
     for s in (history, timing): h.update(s.encode())
     return h.hexdigest()
 
 WRITING = {}  # the temporary fold file this process is writing: a worker whose run ended deletes it (`mvgg19_nb.folds`)
 
-def save_fold(path, te, proba, history, timing, model, k, run):
+def save_fold(path, te, proba, history, timing, model, k, run, validation=None):
     """Write fold `k` of `model` in the run `run` (its parameters' digest) to `path`, atomically: test indices,
-    probabilities, history, timing, and the identity `check_fold` verifies."""
+    probabilities, history, timing, the identity `check_fold` verifies, and `validation` (indices, probabilities)
+    of the fold's validation part if given (a calibrated run keeps them)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f'.tmp{os.getpid()}.npz')
     history, timing = json.dumps(history), json.dumps(timing)
     identity = dict(format=FOLD_FORMAT, model=model, fold=int(k), test=content_digest(np.asarray(te).tolist()), run=run,
-                    checksum=_fold_checksum(te, proba, history, timing))
+                    checksum=_fold_checksum(te, proba, history, timing, validation))
+    kept = {} if validation is None else dict(validation=validation[0], val_proba=validation[1])
     WRITING['tmp'] = tmp
     try:
-        np.savez(tmp, test=te, proba=proba, history=history, timing=timing, identity=json.dumps(identity))
+        np.savez(tmp, test=te, proba=proba, history=history, timing=timing, identity=json.dumps(identity), **kept)
         os.replace(tmp, path)
     finally:
         WRITING.pop('tmp', None)
@@ -66,6 +69,7 @@ def check_fold(path, model, k, test, run):
                     raise bad('has no identity (written by an older version): it cannot be verified')
                 ident = json.loads(str(z['identity']))
                 te, proba, history, timing = z['test'], z['proba'], str(z['history']), str(z['timing'])
+                validation = (z['validation'], z['val_proba']) if 'validation' in z.files else None
     except DamagedFold: raise
     except Exception as e:
         raise bad(f'cannot be read, truncated or damaged ({type(e).__name__}: {e})') from None
@@ -76,7 +80,7 @@ def check_fold(path, model, k, test, run):
     if ident.get('run') != run: raise bad(f"is from another run ({ident.get('run')}, not {run})")
     if ident.get('test') != content_digest(np.asarray(test).tolist()) or not np.array_equal(te, test):
         raise bad(f'holds the results of other test images than fold {k} has')
-    if ident.get('checksum') != _fold_checksum(te, proba, history, timing):
+    if ident.get('checksum') != _fold_checksum(te, proba, history, timing, validation):
         raise bad('was modified: its arrays no longer match their checksum')
     if proba.ndim != 2 or len(proba) != len(te): raise bad(f'holds {proba.shape} probabilities for {len(te)} images')
     return te, proba, json.loads(history), json.loads(timing)
@@ -95,6 +99,10 @@ def reuse_fold(path, model, k, test, run, progress):
         os.replace(path, path.with_name(path.name + '.bad'))
         _say(f'{e}; moved aside to {path.name}.bad, training fold {k} of {model} again', progress)
         return False
+
+def fold_validation(path):
+    "(indices, probabilities) of the validation part a fold file keeps (`save_fold`'s `validation`), or None."
+    with np.load(path) as z: return (z['validation'], z['val_proba']) if 'validation' in z.files else None
 
 # %% ../nbs/18_runs.ipynb #c14d2de5
 PROBES_VERSION = 1  # raise it when `compute_baselines` or `metrics.linear_probe` change what they compute

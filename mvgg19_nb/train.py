@@ -17,14 +17,16 @@ from .folds import (
 from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_model, with_classes
 from .heads import compile_head, fit_cached_head
 from .images import content_digest, write_atomic
-from .runs import check_fold, fold_file, probes_key, read_baselines, reuse_fold, run_lock
+from .runs import check_fold, fold_file, fold_validation, probes_key, read_baselines, reuse_fold, run_lock
+from .decisions import apply_temperature, fit_temperature
 from .metrics import fold_metrics, linear_probe, majority_baseline, summarize
 from .params import AUGMENT_DEFAULTS, ParameterError, check_params, resolve_epochs
 
 # %% auto #0
 __all__ = ['BASELINES', 'HEADS', 'duplicate_groups', 'make_folds', 'split_validation', 'probe_features', 'compute_baselines',
            'CVResult', 'cv_options', 'dataset_facts', 'run_params', 'run_identity', 'FoldPlan', 'plan_folds',
-           'fold_inputs', 'train_folds', 'collect_folds', 'fold_baselines', 'cross_validate', 'train_final_model']
+           'fold_inputs', 'train_folds', 'collect_folds', 'calibrate_fold', 'fold_baselines', 'cross_validate',
+           'train_final_model']
 
 # %% ../nbs/05_train.ipynb #aa6de166
 def duplicate_groups(digests):
@@ -152,7 +154,8 @@ def run_params(data: dict, o: dict, epochs, backend=None, keras_version=None) ->
                 views=o['views'], val_split=o['val_split'], seed=o['seed'], cached=o['cached'],
                 model_kwargs=o['model_kwargs'], bn_stats=o['bn_stats'], precision=o['precision'],
                 backend=backend or keras.backend.backend(), keras=keras_version or keras.__version__,
-                **({} if o['patience'] is None else {'patience': o['patience']}))  # absent when off: old ids kept
+                **({} if o['patience'] is None else {'patience': o['patience']}),  # absent when off: old ids kept
+                **({} if o['calibrate'] == 'none' else {'calibrate': o['calibrate']}))
 
 def run_identity(params: dict) -> str:
     "The digest naming a run's folder (`<dataset>-<digest>`) and recorded in each of its fold files."
@@ -210,7 +213,8 @@ def train_folds(pending, plan: FoldPlan, o: dict, feats, images, run_dir) -> dic
                   input_size=o['input_size'], epochs=plan.epochs, batch_size=o['batch_size'], seed=o['seed'],
                   verbose=2 if o['progress'] and workers == 1 else 0, model_kwargs=o['model_kwargs'],
                   augment=o['augment'], weights=o['weights'], freeze=o['freeze'], preprocessing=o['preprocessing'],
-                  run_dir=run_dir, run_id=plan.run_id, bn_stats=o['bn_stats'], patience=o['patience'])
+                  run_dir=run_dir, run_id=plan.run_id, bn_stats=o['bn_stats'], patience=o['patience'],
+                  calibrate=o['calibrate'])
     if pending and o['progress']:
         print(f'training {len(pending)} fold models in {workers} process(es)'
               + (f', as {len(tasks)} stacked model(s)' if stacked else ''), flush=True)
@@ -220,15 +224,29 @@ def train_folds(pending, plan: FoldPlan, o: dict, feats, images, run_dir) -> dic
     return dict(workers=workers, heads='stacked' if stacked else 'per_fold', fold_backend=o['backend'])
 
 def collect_folds(run_dir, models, plan: FoldPlan) -> dict:
-    "Each model's out-of-fold probabilities, histories and timings, read back from its verified fold files."
-    runs = {}
+    """Each model's out-of-fold probabilities, histories and timings, read back from its verified fold files; in a
+    calibrated run also its calibrated probabilities and each fold's temperature (`calibrate_fold`)."""
+    runs, calibrating = {}, plan.params.get('calibrate', 'none') != 'none'
     for m in models:
         proba, hists, times = np.zeros((len(plan.labels), plan.num_classes), 'float32'), [], []
+        calibrated, temps = np.zeros_like(proba), []
         for k, te in enumerate(plan.folds):
-            _, fold_proba, h, t = check_fold(fold_file(run_dir, m, k), m, k, te, plan.run_id)
+            path = fold_file(run_dir, m, k)
+            _, fold_proba, h, t = check_fold(path, m, k, te, plan.run_id)
             proba[te] = fold_proba; hists.append(h); times.append(t)
-        runs[m] = dict(proba=proba, histories=hists, timings=times)
+            if calibrating:
+                calibrated[te], T = calibrate_fold(fold_proba, fold_validation(path), plan.labels)
+                temps.append(T)
+        runs[m] = dict(proba=proba, histories=hists, timings=times,
+                       **(dict(calibrated=calibrated, temperatures=temps) if calibrating else {}))
     return runs
+
+def calibrate_fold(proba, validation, labels):
+    "A fold's test probabilities rescaled by the temperature fitted on its validation part; (probabilities, T)."
+    if validation is None: raise ValueError('a calibrated run needs the validation part of every fold: train it again')
+    val, val_proba = validation
+    T = fit_temperature(val_proba, labels[val])
+    return apply_temperature(proba, T).astype('float32'), T
 
 def fold_baselines(run_dir, plan: FoldPlan, view0, progress=False) -> dict:
     "The baselines on the run's folds: from `run_dir`, else from beside the features `view0()`, else computed."
@@ -253,7 +271,7 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
                    batch_size=32, weights='imagenet', freeze='frozen', preprocessing='vgg', augment=None, views=4,
                    val_split=0.1, seed=0, out_dir='runs', cache_dir=None, cached=None, model_kwargs=None, workers=None,
                    progress=True, bn_stats='precise', baselines=True, precision='float32', heads='per_fold',
-                   backend='loky', patience=None):
+                   backend='loky', patience=None, calibrate='none'):
     """Stratified `folds`-fold cross-validation of each of `models` on `ds`, on the same folds.
     `augment`: dict of `build_augmenter` settings, None for its defaults, False for none. `cached`: None picks the
     feature cache when `freeze='frozen'`. Finished folds in `out_dir` are reused by a rerun with the same parameters,
@@ -269,6 +287,8 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
     'stacked' each model's heads of all folds as one model (`FoldStack`); `backend`: 'loky' (worker processes),
     'serial' (this process) or 'ray' (`mvgg19_nb.cluster`, one fold per task, so per fold). Neither changes results
     beyond float32 rounding, nor which folds a rerun reuses.
+    `calibrate`: 'temperature' keeps each fold's validation probabilities and rescales its test probabilities by a
+    temperature fitted on them (`calibrate_fold`), as `runs[model]['calibrated']`; 'none' (default) does not.
     Every parameter is checked (`check_params`) before any work."""
     o = cv_options(ds, **{k: v for k, v in locals().items() if k != 'ds'})  # every parameter, checked and resolved
     t_start = time.perf_counter()

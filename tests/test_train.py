@@ -181,3 +181,25 @@ def test_committed_runs_keep_their_identity(page):
     params = train.run_params(facts, o, cv['epochs'], backend=cv['backend'], keras_version=cv['keras'])
     assert params == cv
     assert f"{rec['dataset']}-{train.run_identity(params)}" == Path(rec['run_dir']).name
+
+def test_temperature_calibration_fits_each_fold_on_its_own_validation_part(ds, cache, run, tmp_path):
+    from mvgg19_nb.decisions import fit_temperature
+    from mvgg19_nb.runs import fold_file, fold_validation
+    for heads in ('per_fold', 'stacked'):
+        cal = cross_validate(ds, out_dir=tmp_path/heads, cache_dir=cache, heads=heads, calibrate='temperature', **ARGS)
+        assert cal.params['calibrate'] == 'temperature' and cal.params['run_dir'] != run.params['run_dir']
+        same_results(cal, run)  # the heads train as in the uncalibrated run: only the rescaled copy is new
+        for m, r in cal.runs.items():
+            assert len(r['temperatures']) == 3 and all(t > 0 for t in r['temperatures'])
+            np.testing.assert_array_equal(r['calibrated'].argmax(1), r['proba'].argmax(1))  # T keeps the ranking
+            for k, te in enumerate(cal.folds):
+                val, val_proba = fold_validation(fold_file(cal.params['run_dir'], m, k))
+                assert set(val).isdisjoint(te) and len(val) == r['timings'][k]['n_val']  # the fold's own part
+                assert fit_temperature(val_proba, ds.labels[val]) == pytest.approx(r['temperatures'][k])
+                if abs(np.log(r['temperatures'][k])) > 0.05:  # a temperature that rescales: the test rows change
+                    assert not np.allclose(r['calibrated'][te], r['proba'][te], atol=1e-4)
+    assert 'calibrate' not in run.params  # the default keeps the identity of runs made before the option
+    with pytest.raises(ValueError, match="calibrate=temperature: .*use val_split > 0"):
+        cross_validate(ds, out_dir=tmp_path/'no_val', cache_dir=cache, calibrate='temperature',
+                       **{**ARGS, 'val_split': 0})
+    assert not (tmp_path/'no_val').exists()
