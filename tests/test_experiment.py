@@ -171,7 +171,8 @@ def test_template_run(tmp_path):
     "papermill executes the template on a tiny subset: the notebook has its sections and the JSON both models' folds."
     magnetic_sample(36)
     out = run_experiment('magnetic_tile', output=tmp_path/'magnetic_tile.ipynb', max_images=36, input_size=[48, 48],
-                         folds=2, epochs=1, views=2, check_augmentation=True, cache_dir=str(tmp_path/'cache'),
+                         folds=2, epochs=1, views=2, check_augmentation=True, calibrate='temperature',
+                         cache_dir=str(tmp_path/'cache'),
                          runs_dir=str(tmp_path/'runs'), output_dir=str(tmp_path))
     import nbformat
     nb = nbformat.read(str(out), as_version=4)
@@ -198,6 +199,10 @@ def test_template_run(tmp_path):
     assert check['cross_validation']['augment'] is False and check['cross_validation']['views'] == 1
     assert check['cross_validation']['content'] == rec['cross_validation']['content']
     assert set(check['models']) == {'vgg19', 'mvgg19'} and len(check['models']['vgg19']['per_fold']) == 2
+    for m in ('vgg19', 'mvgg19'):  # calibrate='temperature': each fold's temperature, ECE and Brier before and after
+        effect = rec['decisions']['models'][m]['temperature_scaling']
+        assert effect['temperature_min'] > 0 and {'ece_before', 'ece_after', 'brier_before', 'brier_after'} <= set(effect)
+    assert rec['parameters']['calibrate'] == 'temperature' and rec['cross_validation']['calibrate'] == 'temperature'
     assert set(rec['baselines']) == {'majority', 'linear_probe', 'accuracy'}
     assert {'trunk', 'all'} <= set(rec['baselines']['linear_probe'])
     assert any('without augmentation' in ''.join(o.get('data', {}).get('text/markdown', '')) or
