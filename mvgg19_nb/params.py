@@ -12,7 +12,7 @@ from .classes import with_positive_class
 
 # %% auto #0
 __all__ = ['ALLOWED', 'RULES', 'MODEL_NAMES', 'PREPROCESSING', 'MIN_SIZE', 'VGG19_CONVS', 'VGG19_NOTOP_URL', 'AUGMENT_DEFAULTS',
-           'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'BN_STATS', 'HDF5_SIGNATURE', 'FLIPS', 'FILL_MODES',
+           'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'ENGINES', 'BN_STATS', 'HDF5_SIGNATURE', 'FLIPS', 'FILL_MODES',
            'AUGMENT_SETTINGS', 'ROLES', 'RUN_SPEC', 'SPEC', 'TEXT_PARAMS', 'ParameterError', 'Problem', 'rule',
            'check_params', 'model_constants', 'augment_defaults', 'resolve_epochs', 'vgg19_layers', 'is_hdf5',
            'dataset_key', 'check_model_file', 'Param', 'run_defaults', 'names', 'template_source', 'read_yaml',
@@ -63,11 +63,14 @@ def _dataset_problems(out: dict, ds: Dataset, bad: set) -> list:
     return problems
 
 def _pair_problems(out: dict, bad: set) -> list:
-    "The problems of two parameters together (each valid on its own): patience without validation, late branches."
+    "The problems of two parameters together (each valid on its own): patience without validation, late branches, ONNX Runtime in bfloat16."
     problems = []
     if out.get('patience') is not None and out.get('val_split') == 0 and not bad & {'patience', 'val_split'}:
         problems.append(f"patience={out['patience']}: early stopping needs a validation set; use val_split > 0 or "
                         "patience=None")
+    if out.get('engine') == 'onnxruntime' and out.get('precision') == 'bfloat16' and not bad & {'engine', 'precision'}:
+        problems.append("engine='onnxruntime': it computes in float32; use precision='float32' or 'auto', or "
+                        "engine='keras' for bfloat16")
     if out.get('branches') and not bad & {'branches', 'trunk'}:
         names, trunk = vgg19_layers(), out.get('trunk', 'block5_pool')
         late = [b for b in out['branches'] if names.index(b) >= names.index(trunk)]
@@ -217,6 +220,7 @@ def _branches(v, ds=None):
 # %% ../nbs/23_params.ipynb #74d15ec9
 FREEZE = ('frozen', 'finetune', 'scratch')
 PRECISIONS = ('float32', 'bfloat16', 'auto')
+ENGINES = ('keras', 'onnxruntime', 'auto')  # who runs the backbone: `mvgg19_nb.features.resolve_engine`
 BN_STATS = ('precise', 'ema')
 
 def _one_of(v, options):
@@ -232,6 +236,9 @@ def _preprocessing(v, ds=None): return _one_of(v, model_constants()['PREPROCESSI
 
 @rule('precision', "'float32', 'bfloat16' or 'auto' (bfloat16 where the hardware computes it natively)")
 def _precision(v, ds=None): return _one_of(v, PRECISIONS)
+
+@rule('engine', "'keras' (the reference), 'onnxruntime' (its ONNX graph, float32) or 'auto' (the fastest that agrees)")
+def _engine(v, ds=None): return _one_of(v, ENGINES)
 
 @rule('bn_stats', "'precise' (BatchNorm statistics from the training images) or 'ema' (Keras's moving averages)")
 def _bn_stats(v, ds=None): return _one_of(v, BN_STATS)
@@ -427,6 +434,8 @@ RUN_SPEC = tuple(Param(*a) for a in [  # the template's order
      "training; 'ema': Keras's moving averages (the authors')"),
     ('precision', 'float32', 'recipe', "backbone arithmetic for the features: 'float32', 'bfloat16', or 'auto' "
      "(bfloat16 where the hardware has it)"),
+    ('engine', 'keras', 'recipe', "who runs the backbone: 'keras', 'onnxruntime' (pip install onnxruntime) or 'auto' "
+     "(the fastest measured here whose features agree with Keras's)"),
     ('standardize_trunk', True, 'recipe', "True: the trunk's pooled features standardised on the training images "
      "(ours); False: the paper's head"),
     ('positive_class', None, 'data', "binary data: the defective class; None: the built-in datasets' own, else "
