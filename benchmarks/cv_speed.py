@@ -2,6 +2,8 @@
 
     python benchmarks/cv_speed.py                       # full ELPV at 100 px, as committed in results/cv_speed.json
     python benchmarks/cv_speed.py --dataset magnetic_tile --size 120 --plain-images 256
+    python benchmarks/cv_speed.py --dataset magnetic_tile --max-images 60 --size 32 --folds 2 --epochs 1 \
+        --plain-images 16 --extract-images 16 --precision-images 16 --loop-epochs 1 --out /tmp/quick.json  # a check
     python benchmarks/cv_speed.py --extraction-only      # (5) only: results/cv_speed_extraction.json, about a minute
     python benchmarks/cv_speed.py --heads-only --epochs 3 --cache-dir .cache/features   # (6) only, reduced:
                                                          # results/cv_speed_heads.json
@@ -16,7 +18,10 @@ bfloat16 (Keras's `mixed_bfloat16` on the extractor's layers), `--precision-imag
 with the features' agreement and the CPU's bfloat16 flags; (6) the head phase alone on the cached features
 (`cross_validate` on a warm cache, baselines off), each model's heads trained one fold at a time in parallel worker
 processes (`heads='per_fold'`, the reference) against all folds of a model trained as one model (`heads='stacked'`,
-`FoldStack`), with how far apart their results are. The plain loop's cost is projected from (1) to the full protocol
+`FoldStack`), with how far apart their results are. (7) The floors of this machine: the extraction's (the backbone's
+FLOPs over the CPU's float32 peak) and the heads' (their FLOPs over that peak plus Adam's memory traffic over a
+bandwidth measured here), each phase's wall time as a multiple of its floor, the CPU's flags, and the engine and
+precision that extracted (`--engine`). The plain loop's cost is projected from (1) to the full protocol
 (folds x epochs x training-fold size, plus test predictions). The machine's load average is recorded with each timing:
 other work on the cores slows every path. Weights: a seeded random backbone (ImageNet weights cannot be downloaded
 here); speed does not depend on them.
@@ -26,9 +31,12 @@ from pathlib import Path
 os.environ.setdefault('KERAS_HOME', str(Path(__file__).resolve().parents[1]/'.keras_home'))
 import numpy as np, keras
 from mvgg19_nb.data import load_dataset
-from mvgg19_nb.features import build_cached_head, cpu_flags, extract_features, feature_extractor, native_bfloat16
+from mvgg19_nb.engines import cpu_flags, cpu_name
+from mvgg19_nb.features import (build_cached_head, engine_extractor, extract_features, feature_extractor,
+                                native_bfloat16, resolve_engine)
+from mvgg19_nb.images import cpu_cores
 from mvgg19_nb.images import content_digest
-from mvgg19_nb.model import build_backbone, build_model
+from mvgg19_nb.model import PAPER_BRANCHES, build_backbone, build_model
 from mvgg19_nb.heads import ViewSampler, compile_head, fit_cached_head
 from mvgg19_nb.folds import STACKED_WORKERS, default_workers
 from mvgg19_nb.train import cross_validate
@@ -40,9 +48,76 @@ def best_of(fn, repeats):
         t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
     return min(times)
 
-def cpu_name():
-    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except Exception: return platform.processor()
+# --- (7) the floors of this machine --------------------------------------------------------------------------------
+# float32 FLOP per cycle and core of the widest FMA the CPU has, assuming two FMA units a core (Intel from Skylake-SP,
+# AMD from Zen 2 for 256-bit; the AVX-512 parts here: Xeon Scalable, Zen 4/5): an FMA is 2 FLOP on 16 (AVX-512) or 8
+# (AVX2) float32 lanes. A part with one AVX-512 FMA unit reaches half the AVX-512 figure: the floor is then optimistic.
+ISA_FLOP_PER_CYCLE = (('avx512f', 64), ('avx2', 32), ('avx', 16), ('sse2', 8))  # avx512f, avx2: with fma
+FLAGS_REPORTED = ('sse2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16')
+ADAM_ARRAYS = 4  # Adam's step touches about 4 weight-sized float32 arrays (weights, gradient, two moments) per step
+
+def cpu_clock_hz():
+    "The CPU's clock: lscpu's max MHz where it says, else /proc/cpuinfo's current 'cpu MHz' (None: unknown)."
+    import subprocess
+    try: out = subprocess.run(['lscpu'], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError): out = ''
+    for line in out.splitlines():
+        if line.lower().startswith('cpu max mhz'): return float(line.split(':')[1]) * 1e6
+    try: return max(float(l.split(':')[1]) for l in open('/proc/cpuinfo') if l.startswith('cpu MHz')) * 1e6
+    except (OSError, ValueError): return None
+
+def cpu_peak():
+    "The float32 peak of the cores this process may use: cores x FLOP/cycle of the best ISA x clock, and how."
+    flags, clock = cpu_flags(), cpu_clock_hz()
+    isa, per_cycle = next(((f, n) for f, n in ISA_FLOP_PER_CYCLE
+                           if f in flags and ('fma' in flags or f in ('avx', 'sse2'))), ('scalar', 2))
+    cores = cpu_cores()
+    out = dict(cores=cores, isa=isa, fp32_flop_per_cycle_per_core=per_cycle, clock_hz=clock,
+               fp32_peak_flops=cores * per_cycle * clock if clock else None,
+               assumption='two FMA units a core; clock: lscpu max MHz, else /proc/cpuinfo cpu MHz')
+    if 'amx_bf16' in flags:  # a tile multiply of 16x32 by 32x16 bf16: 1024 bf16 FLOP/cycle/core (Sapphire Rapids)
+        out['amx_bf16_note'] = ('AMX: up to about 1024 bfloat16 FLOP per cycle and core, 16 times the float32 FMA '
+                                'peak; precision=bfloat16 can run below the float32 floor')
+    return out
+
+def memory_bandwidth(mbytes=256, repeats=3):
+    "Bytes per second of a numpy copy of `mbytes` MB (read + written), best of `repeats`: one core's stream."
+    a = np.ones(mbytes * 2 ** 20 // 4, 'float32'); b = np.empty_like(a)
+    return 2 * a.nbytes / best_of(lambda: np.copyto(b, a), repeats)
+
+def model_flops(model):
+    "Forward FLOPs of one image through `model`'s Conv2D and Dense layers (2 per multiply-add)."
+    flops = 0
+    for l in model.layers:
+        if isinstance(l, keras.layers.Conv2D):
+            kh, kw = l.kernel_size; cin = l.kernel.shape[2]; _, h, w, cout = l.output.shape
+            flops += 2 * h * w * kh * kw * cin * cout
+        elif isinstance(l, keras.layers.Dense): flops += 2 * int(np.prod(l.kernel.shape))
+    return flops
+
+def head_floor_s(head, samples, steps, peak, bandwidth):
+    "A head's floor: forward and backward of its Dense layers (6 FLOP a weight a sample) plus Adam's memory traffic."
+    dense = sum(int(np.prod(l.kernel.shape)) for l in head.layers if isinstance(l, keras.layers.Dense))
+    weights = sum(int(np.prod(w.shape)) for w in head.trainable_weights)
+    return 6 * dense * samples / peak + ADAM_ARRAYS * 4 * weights * steps / bandwidth, dense, weights
+
+def floors(size, n_images, views, n_train, folds, epochs, batch_size, num_classes, layout):
+    "(7) This machine's floors for the protocol: extraction and heads, in seconds, with what they rest on."
+    peak, bw = cpu_peak(), memory_bandwidth()
+    backbone = build_backbone(size, weights=None)
+    per_image = model_flops(backbone)
+    out = dict(cpu=peak, memory_bandwidth_bytes_per_s=bw, backbone_gflop_per_image=per_image / 1e9,
+               cpu_flags={f: f in cpu_flags() for f in FLAGS_REPORTED})
+    if not peak['fp32_peak_flops']: return out
+    out['extraction_floor_s'] = per_image * n_images * views / peak['fp32_peak_flops']
+    steps = -(-int(n_train) // batch_size) * epochs * folds
+    heads = {}
+    for m in ('vgg19', 'mvgg19'):
+        s, dense, weights = head_floor_s(build_cached_head(m, num_classes, layout), n_train * epochs * folds, steps,
+                                         peak['fp32_peak_flops'], bw)
+        heads[m] = dict(floor_s=s, dense_weights=dense, trainable_weights=weights, steps=steps)
+    out.update(heads_floor=heads, heads_floor_s=sum(h['floor_s'] for h in heads.values()))
+    return out
 
 def extraction_precision(images, size, batch_size=64, repeats=2):
     "(5) Feature extraction in float32 and in bfloat16 on the same `images`: img/s, and how close the features are."
@@ -72,7 +147,8 @@ def extraction_precision(images, size, batch_size=64, repeats=2):
 
 HEAD_VARIANTS = {'per_fold': dict(heads='per_fold'), 'stacked': dict(heads='stacked')}
 
-def head_phase(ds, size, folds, epochs, batch_size, views, cache_dir, variants=HEAD_VARIANTS, workers=None, repeats=1):
+def head_phase(ds, size, folds, epochs, batch_size, views, cache_dir, variants=HEAD_VARIANTS, workers=None, repeats=1,
+               engine='keras'):
     """(6) The head phase alone, on features already in `cache_dir`: each variant of `cross_validate` in a fresh run
     folder and with fresh worker processes (as a new script would start), `repeats` times in alternating order
     (ABBA...), its best wall time (the least disturbed by other work), and how far its probabilities and histories
@@ -86,7 +162,7 @@ def head_phase(ds, size, folds, epochs, batch_size, views, cache_dir, variants=H
                 t0 = time.perf_counter()
                 res = cross_validate(ds, input_size=size, folds=folds, epochs=epochs, batch_size=batch_size,
                                      weights=None, views=views, out_dir=d, cache_dir=cache_dir, progress=False,
-                                     baselines=False, workers=workers, **variants[name])
+                                     baselines=False, workers=workers, engine=engine, **variants[name])
                 wall = time.perf_counter() - t0 - res.timings['extract_s']
             get_reusable_executor().shutdown(wait=True)  # the next run starts its workers afresh, not warm
             runs[name] = res
@@ -112,7 +188,8 @@ def machine():
     flags = cpu_flags()
     return dict(cpu=cpu_name(), cpus=os.cpu_count(), python=platform.python_version(), keras=keras.__version__,
                 backend=keras.backend.backend(), platform=platform.platform(),
-                cpu_flags={f: f in flags for f in ('amx_bf16', 'avx512_bf16')})
+                cpu_flags={f: f in flags for f in ('amx_bf16', 'avx512_bf16')},
+                isa_flags={f: f in flags for f in FLAGS_REPORTED})
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,6 +209,8 @@ def main(argv=None):
     ap.add_argument('--cache-dir', default=None, help='feature cache for --heads-only (default: a temporary folder)')
     ap.add_argument('--head-repeats', type=int, default=1,
                     help='runs of each head-phase variant (6), alternating order')
+    ap.add_argument('--engine', default='keras', choices=('keras', 'onnxruntime', 'auto'),
+                    help="who runs the backbone for (2), (3) and (6) (extract_features's engine)")
     ap.add_argument('--out', default=None, help='results file (default results/cv_speed.json)')
     a = ap.parse_args(argv)
     results = Path(__file__).parent/'results'
@@ -155,12 +234,12 @@ def main(argv=None):
             cache = a.cache_dir or d
             t0 = time.perf_counter()  # warm the cache (a no-op where it already holds these features)
             extract_features(lambda: ds.load(size, progress=False), cache, content_digest(ds.digests()), size, None,
-                             views=a.views, progress=False)
+                             views=a.views, progress=False, engine=a.engine)
             warm_s = time.perf_counter() - t0
             print(f'{a.dataset}: {len(ds)} images, {size[0]}x{size[1]} px, {a.folds} folds x {a.epochs} epochs, '
                   f'cache warm in {warm_s:.0f} s; {os.cpu_count()} CPUs ({cpu_name()})', flush=True)
             heads = head_phase(ds, size, a.folds, a.epochs, a.batch_size, a.views, cache, workers=a.workers,
-                               repeats=a.head_repeats)
+                               repeats=a.head_repeats, engine=a.engine)
         out = dict(head_phase=heads, cache_warm_s=warm_s,
                    params=dict(dataset=a.dataset, n_images=len(ds), input_size=list(size), folds=a.folds,
                                epochs=a.epochs, batch_size=a.batch_size, views=a.views, models=['vgg19', 'mvgg19'],
@@ -193,14 +272,16 @@ def main(argv=None):
     # (2) extraction against plain backbone inference, same images, same batch
     x = images[rng.choice(n, min(a.extract_images, n), replace=False)]
     backbone = build_backbone(size, weights=None)
-    extractor, _ = feature_extractor(size, weights=None)
+    with tempfile.TemporaryDirectory() as d:  # the engine and precision the cached run below extracts with
+        engine, precision_used = resolve_engine(a.engine, 'float32', d, size, None, batch_size=64)
+    extractor, _ = engine_extractor(engine, size, None, PAPER_BRANCHES, 'block5_pool', 'vgg', 0, precision_used)
     for f in (backbone, extractor): f.predict(x[:64], batch_size=64, verbose=0)  # warm up
     t_pred, t_ext = [], []
     for _ in range(2):  # interleaved, so both see the same machine load
         t_pred.append(best_of(lambda: backbone.predict(x, batch_size=64, verbose=0), 1))
         t_ext.append(best_of(lambda: extractor.predict(x, batch_size=64, verbose=0), 1))
     predict_ips, extract_ips = len(x) / min(t_pred), len(x) / min(t_ext)
-    print(f'backbone predict {predict_ips:.1f} img/s, cached extraction {extract_ips:.1f} img/s: '
+    print(f'backbone predict {predict_ips:.1f} img/s, cached extraction ({engine}) {extract_ips:.1f} img/s: '
           f'ratio {extract_ips / predict_ips:.3f}')
 
     # (5) extraction in float32 against bfloat16
@@ -209,13 +290,14 @@ def main(argv=None):
     # (3) the whole cached protocol, extraction included
     with tempfile.TemporaryDirectory() as d:
         res = cross_validate(ds, input_size=size, folds=a.folds, epochs=a.epochs, batch_size=a.batch_size, weights=None,
-                             views=a.views, out_dir=d, cache_dir=Path(d)/'cache', workers=a.workers, progress=False)
+                             views=a.views, out_dir=d, cache_dir=Path(d)/'cache', workers=a.workers, progress=False,
+                             engine=a.engine)
         cache_bytes = sum(p.stat().st_size for p in (Path(d)/'cache').rglob('*.npy'))
         print(f"cached run: {res.timings['wall_s']:.1f} s in {res.timings['workers']} worker process(es)", flush=True)
 
         # (4) the head's epochs through fit(PyDataset) and through fit_cached_head, same head, same fold
         feats = extract_features(None, Path(d)/'cache', content_digest(ds.digests()), size, None, views=a.views,
-                                 progress=False)
+                                 progress=False, engine=a.engine)
         tr = np.setdiff1d(np.arange(n), res.folds[0])
         loop_s = {}
         for name in ('fit_pydataset', 'fit_cached_head'):
@@ -231,7 +313,9 @@ def main(argv=None):
 
         # (6) the head phase on the same cache: one fold at a time in parallel processes, and all folds as one model
         heads = head_phase(ds, size, a.folds, a.epochs, a.batch_size, a.views, Path(d)/'cache', workers=a.workers,
-                           repeats=a.head_repeats)
+                           repeats=a.head_repeats, engine=a.engine)
+        layout = feats.layout
+        del feats
     cached_wall = res.timings['wall_s']
     fit_s = {m: [t['fit_s'] for t in r['timings']] for m, r in res.runs.items()}
     cached_epoch = {m: float(np.mean(v)) / a.epochs for m, v in fit_s.items()}
@@ -245,15 +329,33 @@ def main(argv=None):
           f"(extraction {res.timings['extract_s']:.1f} s); plain loop projected: {plain_total:.0f} s; "
           f"speed-up x{speedup:.0f}")
     acc = {m: float(res.metrics(m)['accuracy'].mean()) for m in res.runs}
+    floor = floors(size, n, a.views, n_train * 0.9, a.folds, a.epochs, a.batch_size, k, layout)  # 0.9: val_split
+    floor.update(engine=res.timings.get('engine', engine), precision='float32')
+    if 'extraction_floor_s' in floor:
+        head_s = heads['per_fold']['heads_s']
+        floor.update(extraction_wall_over_floor=res.timings['extract_s'] / floor['extraction_floor_s'],
+                     extraction_share_of_peak=floor['extraction_floor_s'] / res.timings['extract_s'],
+                     heads_wall_s=head_s, heads_wall_over_floor=head_s / floor['heads_floor_s'],
+                     heads_stacked_wall_over_floor=heads['stacked']['heads_s'] / floor['heads_floor_s'],
+                     protocol_floor_s=floor['extraction_floor_s'] + floor['heads_floor_s'],
+                     protocol_wall_over_floor=cached_wall / (floor['extraction_floor_s'] + floor['heads_floor_s']))
+        print(f"floors ({floor['cpu']['cores']} cores x {floor['cpu']['fp32_flop_per_cycle_per_core']} FLOP/cycle "
+              f"({floor['cpu']['isa']}) x {floor['cpu']['clock_hz'] / 1e9:.2f} GHz; copy "
+              f"{floor['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s): extraction {floor['extraction_floor_s']:.1f} s "
+              f"(wall x{floor['extraction_wall_over_floor']:.2f}, {floor['extraction_share_of_peak']:.0%} of peak), "
+              f"heads {floor['heads_floor_s']:.1f} s (wall x{floor['heads_wall_over_floor']:.2f}), protocol "
+              f"x{floor['protocol_wall_over_floor']:.2f}; engine {floor['engine']}", flush=True)
     out = dict(speedup_full_protocol=speedup, extraction_vs_predict=extract_ips / predict_ips,
                cached_cv_wall_s=cached_wall, extract_s=res.timings['extract_s'], plain_projected_s=plain_total,
                extraction_precision=precision, plain_epoch_s={m: plain_epoch[m] * n_train for m in plain_epoch},
                cached_epoch_s=cached_epoch, workers=res.timings['workers'], heads=res.timings['heads'],
                head_phase=heads, head_loop_epoch_s=loop_s, predict_img_per_s=predict_ips,
-               extract_img_per_s=extract_ips, cache_bytes=cache_bytes, cached_mean_accuracy=acc,
+               extract_img_per_s=extract_ips, cache_bytes=cache_bytes, cached_mean_accuracy=acc, floors=floor,
+               engine=floor['engine'], precision=floor['precision'],
                params=dict(dataset=a.dataset, n_images=n, input_size=list(size), folds=a.folds, epochs=a.epochs,
                            batch_size=a.batch_size, views=a.views, plain_images=len(sub), extract_images=len(x),
-                           weights='random (seed 0)', head_repeats=a.head_repeats),
+                           weights='random (seed 0)', head_repeats=a.head_repeats, engine=a.engine,
+                           reduced=a.epochs < 15 or a.folds < 10 or a.max_images is not None),
                machine=machine(),
                benchmark_wall_s=time.perf_counter() - t_all, date=time.strftime('%Y-%m-%d %H:%M:%S'))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

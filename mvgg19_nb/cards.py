@@ -85,7 +85,8 @@ def cv_metrics(results, dataset, classes, content, model, params) -> tuple:
     try: rec = read_results(p)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         return None, f"no cross-validated metrics for the card: {p} cannot be read ({e})"
-    got, cv = rec.get('parameters') or {}, rec.get('cross_validation') or {}
+    # a record from before the engine was a parameter: its features were computed by Keras
+    got, cv = {'engine': 'keras', **(rec.get('parameters') or {})}, rec.get('cross_validation') or {}
     diff = [f"dataset {rec.get('dataset')!r}"] * (rec.get('dataset') != dataset)
     diff += ['other images (content digest)'] * (cv.get('content') != content)
     diff += [f"classes {rec.get('classes')}"] * (rec.get('classes') != list(classes))

@@ -352,6 +352,7 @@ def cmd_train(args, log=print) -> int:
                                    augment=None if p['augment'] is True else p['augment'],
                                    preprocessing=p['preprocessing'], seed=p['seed'], cache_dir=cache,
                                    progress=not args.no_progress, bn_stats=p['bn_stats'], precision=p['precision'],
+                                   engine=p['engine'],
                                    model_kwargs=dict(standardize_trunk=p['standardize_trunk']))
     except ImageError as e: raise CLIError(str(e)) from None
     wall = time.perf_counter() - t0

@@ -11,7 +11,8 @@ import numpy as np
 from .images import cpu_cores, write_atomic
 from .params import names
 # what `mvgg19 run` and a sweep share: the run arguments (`mvgg19_nb.runargs`), below both command lines
-from .runargs import CLIError, check_run, check_writable_dir, in_repo, parse_params, parse_size, resolve_paths
+from .runargs import (
+    CLIError, check_run, check_writable_dir, in_repo, parse_params, parse_size, read_yaml, resolve_paths)
 
 # %% auto #0
 __all__ = ['RAY_HINT', 'CACHE_MODES', 'OBJECT_STORE_MAX', 'LOCATIONS', 'init_ray', 'cluster_resources', 'run_folds_ray',
@@ -167,11 +168,11 @@ def read_param_sets(source=None) -> list:
     where = 'param_sets'
     if source is None: return [{}]
     if isinstance(source, (str, os.PathLike)):
-        import yaml
+        import yaml  # its YAMLError; the values are read with YAML 1.2's scalars (`read_yaml`)
         where, path = str(source), Path(source)
         if not path.is_file():
             raise SweepError(f"parameter file {where!r} not found: give a YAML file of parameter sets")
-        try: source = yaml.safe_load(path.read_text(encoding='utf-8'))
+        try: source = read_yaml(path.read_text(encoding='utf-8'))
         except yaml.YAMLError as e: raise SweepError(f"{where}: not valid YAML ({e})") from None
     sets = [source] if isinstance(source, dict) else source
     if not isinstance(sets, list) or not sets or not all(isinstance(s, dict) for s in sets):

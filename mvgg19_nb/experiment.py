@@ -11,10 +11,11 @@ from .params import AUTO_EPOCHS, run_defaults
 
 # %% auto #0
 __all__ = ['DATASET_KEYS', 'DATASET_NAMES', 'INPUT_SIZES', 'METRICS', 'BASELINE_NAMES', 'MODEL_NAMES', 'PAPER_TABLE1',
-           'PAPER_TABLE2', 'PAPER', 'EXPERIMENT_DEFAULTS', 'HEADLINE', 'BACKEND_LOG', 'PROGRESS_ENV', 'RESULTS_ENV',
-           'STATES', 'repo_root', 'template_path', 'default_input_size', 'experiment_params', 'rerun_command',
-           'weights_banner', 'protocol_text', 'training_note', 'headline_table', 'plot_headline', 'operating_table',
-           'band_table', 'audit_findings', 'progress_to_terminal', 'results_file', 'unfinished', 'run_experiment']
+           'PAPER_TABLE2', 'PAPER', 'EXPERIMENT_DEFAULTS', 'ENGINE_NAMES', 'HEADLINE', 'BACKEND_LOG', 'PROGRESS_ENV',
+           'RESULTS_ENV', 'STATES', 'repo_root', 'template_path', 'default_input_size', 'experiment_params',
+           'rerun_command', 'weights_banner', 'protocol_text', 'training_note', 'headline_table', 'plot_headline',
+           'operating_table', 'band_table', 'audit_findings', 'progress_to_terminal', 'results_file', 'unfinished',
+           'run_experiment']
 
 # %% ../nbs/21_experiment.ipynb #593c644f
 # the paper's order; its Bridge row twice: SDNET2018, which the paper names, and DBCC, which the authors' code reads
@@ -104,6 +105,9 @@ def weights_banner(dataset, params: dict) -> str:
     return s
 
 # %% ../nbs/21_experiment.ipynb #e0c2cd87
+ENGINE_NAMES = {'keras': 'Keras', 'onnxruntime': 'ONNX Runtime',
+                'auto': "the fastest engine measured on the machine ('auto')"}  # who ran the backbone
+
 def protocol_text(params: dict) -> str:
     "Markdown: the cross-validation protocol of a run, from its parameters, with where it departs from the paper."
     p = {**EXPERIMENT_DEFAULTS, **params}
@@ -119,7 +123,7 @@ def protocol_text(params: dict) -> str:
             f"{h}x{w} px inputs, '{p['preprocessing']}' preprocessing, {aug}, {100 * p['val_split']:.0f} % of each "
             f"training fold held out for the validation curves, BatchNorm statistics '{p['bn_stats']}', "
             f"{trunk}, "
-            f"features computed in {p['precision']}, seed {p['seed']}.")
+            f"features computed in {p['precision']} by {ENGINE_NAMES.get(p['engine'], p['engine'])}, seed {p['seed']}.")
     paper = dict(folds=10, freeze='frozen')  # epochs and batch size: "adjusted for each dataset" (the code: 15, 32)
     off = [f"{k} {p[k]} (paper: {v})" for k, v in paper.items() if p[k] != v]
     return text + (f" Differs from the paper's protocol in: {', '.join(off)}." if off else '')

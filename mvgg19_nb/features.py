@@ -13,12 +13,16 @@ from keras import layers, ops
 from .model import (DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_backbone, branch_name, check_weights,
                              trunk_output, classifier_head, resolve_input_size)
 from .images import content_digest, file_digest, write_atomic
-from .params import AUGMENT_DEFAULTS, PRECISIONS
+from .params import AUGMENT_DEFAULTS, PRECISIONS, ParameterError, check_params
+# who runs the backbone (Keras, or its ONNX graph in ONNX Runtime), shared with the ONNX export of trained models
+from .engines import (OnnxRunner, choice_key, cpu_flags, cpu_name, fastest, import_onnxruntime, measure,
+                               onnx_graph, remember, remembered)
 
 # %% auto #0
-__all__ = ['DESCRIPTION', 'DESCRIPTION_FORMAT', 'SpatialMoments', 'cpu_flags', 'native_bfloat16', 'resolve_precision',
-           'feature_extractor', 'feature_layout', 'PooledBD', 'Span', 'build_cached_head', 'transfer_head',
-           'weights_id', 'DamagedCache', 'ViewStack', 'Features', 'open_features', 'remove_orphans', 'extract_features']
+__all__ = ['AUTO_BATCHES', 'DESCRIPTION', 'DESCRIPTION_FORMAT', 'SpatialMoments', 'native_bfloat16', 'resolve_precision',
+           'feature_extractor', 'feature_layout', 'features_agree', 'check_engine', 'engine_extractor',
+           'resolve_engine', 'PooledBD', 'Span', 'build_cached_head', 'transfer_head', 'weights_id', 'DamagedCache',
+           'ViewStack', 'Features', 'open_features', 'remove_orphans', 'extract_features']
 
 # %% ../nbs/03_features.ipynb #e3ce6f5a
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
@@ -35,13 +39,6 @@ class SpatialMoments(layers.Layer):
     def get_config(self): return {**super().get_config(), 'squares': self.squares}
 
 # %% ../nbs/03_features.ipynb #bbae914f
-def cpu_flags():
-    "The CPU's feature flags, from /proc/cpuinfo (an empty set where there is none)."
-    try:
-        with open('/proc/cpuinfo') as f:
-            return set(next((l.split(':', 1)[1].split() for l in f if l.startswith('flags')), []))
-    except OSError: return set()
-
 def _gpu_bfloat16():
     "(native, reason) for the first GPU the Keras backend computes on, or None where it sees no GPU."
     backend = keras.backend.backend()
@@ -114,6 +111,82 @@ def feature_layout(backbone, branches):
         spans[b] = dict(start=start, stop=start + width, area=int(shape[1] * shape[2]))
         start += width
     return spans
+
+# %% ../nbs/03_features.ipynb #33ffaa8b
+def features_agree(a, b, convs=16):
+    """Whether features `b` agree with `a` (Keras float32) as closely as bfloat16 arithmetic keeps them: per image, the
+    largest difference under `convs * 2**-8` of its largest feature and a cosine above `1 - bound**2 / 2`."""
+    a, b = np.asarray(a, 'float64'), np.asarray(b, 'float64')
+    if a.shape != b.shape or not np.isfinite(b).all(): return False
+    bound, tiny = convs * 2.0 ** -8, np.finfo('float64').tiny  # each convolution rounds to 8 bits: relative 2^-8
+    rel = np.abs(b - a).max(1) / np.maximum(np.abs(a).max(1), tiny)
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), tiny)
+    return bool(rel.max() < bound and cos.min() > 1 - bound ** 2 / 2)
+
+def check_engine(engine='keras', precision='float32'):
+    "One line (`ParameterError`) where `engine` cannot run here with `precision`, before any work."
+    check_params(engine=engine, precision=precision)
+    if engine != 'onnxruntime': return
+    if keras.backend.backend() != 'tensorflow':
+        raise ParameterError(f"engine='onnxruntime': the backbone is converted to ONNX through TensorFlow (tf2onnx), "
+                             f"but this session uses {keras.backend.backend()!r}; use engine='keras' or "
+                             "KERAS_BACKEND=tensorflow")
+    import_onnxruntime()
+    try: import tf2onnx, onnx  # noqa: F401
+    except ImportError as e:
+        raise ParameterError(f"engine='onnxruntime' needs tf2onnx and onnx ({e}): pip install tf2onnx onnx") from None
+
+def engine_extractor(engine, input_size, weights, branches, trunk, preprocessing, seed, precision):
+    "(extractor, layout): the Keras `feature_extractor` ('keras'), or its ONNX graph run by ONNX Runtime."
+    ext, layout = feature_extractor(input_size, weights, branches, trunk, preprocessing, seed, precision)
+    return (OnnxRunner(onnx_graph(ext, 'features', "engine='onnxruntime'")) if engine == 'onnxruntime' else ext), layout
+
+# %% ../nbs/03_features.ipynb #08a7ebfd
+AUTO_BATCHES = 2  # batches of random pixels each candidate computes when 'auto' measures, after one to warm up
+
+def _onnx_ready():
+    try: check_engine('onnxruntime'); return True
+    except ParameterError: return False
+
+def _candidates(engine, precision):
+    "The (engine, precision) pairs to choose from on this machine, Keras float32 first where it is one."
+    if engine != 'auto': return [(engine, 'float32' if engine == 'onnxruntime' else resolve_precision(precision))]
+    precisions = ['float32'] + ['bfloat16'] * native_bfloat16()[0] if precision == 'auto' else [precision]
+    return [(e, p) for e in ('keras', 'onnxruntime') for p in precisions
+            if e == 'keras' or (p == 'float32' and _onnx_ready())]
+
+def _weights_kind(weights): return 'random' if weights is None else 'imagenet' if weights == 'imagenet' else 'file'
+
+def _resolve_engine(engine, precision, cache_dir, args, batch_size=64, progress=False):
+    "((engine, precision), the (extractor, layout) measured for them or None); `args`: the extractor's, precision aside."
+    check_engine(engine, precision)
+    pairs = _candidates(engine, precision)
+    if len(pairs) == 1: return pairs[0], None
+    size, weights, branches, trunk, preprocessing, _ = args
+    key = choice_key(backend=keras.backend.backend(), input_size=list(size), weights=_weights_kind(weights),
+                     branches=list(branches), trunk=trunk, preprocessing=preprocessing, candidates=pairs)
+    found = remembered(cache_dir, key)
+    if found is not None and tuple(found['choice']) in pairs: return tuple(found['choice']), None
+    built = {f'{e}/{p}': engine_extractor(e, *args, p) for e, p in pairs}
+    x = np.random.default_rng(0).integers(0, 256, (AUTO_BATCHES * batch_size, *size, 3)).astype('float32')
+    speed, outs = measure({n: b[0] for n, b in built.items()}, x, batch_size)
+    convs = sum(isinstance(l, layers.Conv2D) for l in built['keras/float32'][0].layers)
+    agree = {n: features_agree(outs['keras/float32'], o, convs) for n, o in outs.items()}
+    name = fastest(speed, outs, 'keras/float32', lambda a, b: features_agree(a, b, convs))
+    remember(cache_dir, key, dict(choice=name.split('/'), img_per_s=speed, agrees_with_keras_float32=agree,
+                                  images=len(x), batch_size=batch_size, cpu=cpu_name(), input_size=list(size),
+                                  date=time.strftime('%Y-%m-%d %H:%M:%S')))
+    if progress: print(f"engine 'auto': {name}, " + ', '.join(f'{n} {s:.1f} img/s' + ('' if agree[n] else
+                       ' (features differ)') for n, s in speed.items()), flush=True)
+    return tuple(name.split('/')), built[name]
+
+def resolve_engine(engine='keras', precision='float32', cache_dir='.cache/features', input_size=DEFAULT_INPUT_SIZE,
+                   weights='imagenet', branches=PAPER_BRANCHES, trunk='block5_pool', preprocessing='vgg', seed=0,
+                   batch_size=64, progress=False):
+    """`(engine, precision)` that extract with these settings: as asked, or for `engine='auto'` the fastest candidate
+    whose features agree with Keras float32, measured once per machine and kept in `cache_dir`/engines.json."""
+    args = (tuple(input_size), weights, branches, trunk, preprocessing, seed)
+    return _resolve_engine(engine, precision, cache_dir, args, batch_size, progress)[0]
 
 # %% ../nbs/03_features.ipynb #10a94f1e
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
@@ -249,16 +322,18 @@ class Features:
     folder: Path
     extract_s: float = 0.0  # seconds spent extracting in this call (0 when everything came from disk)
     paths: tuple = ()  # the view files, one per view
+    engine: str = 'keras'  # who computed them ('keras' or 'onnxruntime'), as the cache key says
     def __len__(self): return self.views.shape[1]
     def checksum(self, view=0) -> str:
         "The checksum the cache's description records for `view`'s file: a new one whenever it is extracted again."
         return json.loads((self.folder/DESCRIPTION).read_text())['views'][Path(self.paths[view]).name]['blake2b']
     # pickled as its file names, so that worker processes reopen the cache instead of receiving a copy of it
-    def __reduce__(self): return (open_features, (tuple(map(str, self.paths)), self.layout, str(self.folder)))
+    def __reduce__(self):
+        return (open_features, (tuple(map(str, self.paths)), self.layout, str(self.folder), self.engine))
 
-def open_features(paths, layout, folder):
+def open_features(paths, layout, folder, engine='keras'):
     "`Features` from its view files, as `extract_features` returned them: each view memory-mapped, nothing read yet."
-    return Features(ViewStack(paths), layout, Path(folder), 0.0, tuple(Path(p) for p in paths))
+    return Features(ViewStack(paths), layout, Path(folder), 0.0, tuple(Path(p) for p in paths), engine)
 
 # %% ../nbs/03_features.ipynb #7eb5e6ea
 DESCRIPTION, DESCRIPTION_FORMAT = 'layout.json', 2  # the cache's description: spec, layout and one entry per view
@@ -319,14 +394,16 @@ def _save_description(folder, desc):
 
 def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SIZE, weights='imagenet',
                      branches=PAPER_BRANCHES, trunk='block5_pool', preprocessing='vgg', seed=0, views=1,
-                     augment=None, batch_size=64, progress=True, precision='float32'):
+                     augment=None, batch_size=64, progress=True, precision='float32', engine='keras'):
     """Backbone features of `images` (N, H, W, 3 uint8, or a callable returning them), view 0 and `views-1` augmented.
     `augment`: `build_augmenter` arguments (None: defaults); `content_key` identifies the images (e.g. their digests);
-    `precision`: 'float32', 'bfloat16' or 'auto' (`resolve_precision`), part of the cache key."""
-    precision = resolve_precision(precision)
+    `precision`: 'float32', 'bfloat16' or 'auto' (`resolve_precision`); `engine`: 'keras', 'onnxruntime' or 'auto'
+    (`resolve_engine`); both part of the cache key (Keras's engine implicitly, as before engines existed)."""
+    args = (tuple(input_size), weights, branches, trunk, preprocessing, seed)
+    (engine, precision), built = _resolve_engine(engine, precision, cache_dir, args, batch_size, progress)
     spec = dict(content=content_key, input_size=list(input_size), weights=weights_id(weights, seed),
                 branches=list(branches), trunk=trunk, preprocessing=preprocessing, backend=keras.backend.backend(),
-                precision=precision)
+                precision=precision, **({} if engine == 'keras' else {'engine': engine}))
     folder = Path(cache_dir)/f'features-{content_digest(spec)}'
     folder.mkdir(parents=True, exist_ok=True)
     remove_orphans(folder)
@@ -353,13 +430,14 @@ def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SI
         if kept and kept != {len(imgs)}:
             raise ValueError(f'{len(imgs)} images, but the feature cache {folder} holds views of {kept.pop()} images '
                              f'for content_key {content_key!r}: the content key must identify the images')
-        ext, desc['layout'] = feature_extractor(input_size, weights, branches, trunk, preprocessing, seed, precision)
+        ext, desc['layout'] = built or engine_extractor(engine, *args, precision)
         for v in todo: desc['views'].pop(paths[v].name, None)
         _save_description(folder, desc)  # first the description (spec, layout), then each view after its own entry
         for v in todo:
             x = imgs if v == 0 else augment_views(imgs, 2, build_augmenter(**(augment or {})), seed=seed * 1000 + v)[1]
             if progress:
-                print(f'extracting view {v}: {len(x)} images, {input_size[0]}x{input_size[1]}, {precision}', flush=True)
+                print(f'extracting view {v}: {len(x)} images, {input_size[0]}x{input_size[1]}, {precision}, {engine}',
+                      flush=True)
             f = ext.predict(x, batch_size=batch_size, verbose=int(bool(progress)) * 2).astype('float32')
             def save_view(tmp, f=f, name=paths[v].name):  # the file, then its entry, then the file moved in place
                 with open(tmp, 'wb') as out: np.save(out, f)  # (a file object: np.save adds no `.npy` to the name)
@@ -370,5 +448,5 @@ def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SI
             write_atomic(paths[v], save_view)
     elif any(desc['views'][k]['mtime_ns'] != m for k, m in mtimes.items()): _save_description(folder, desc)
     feats = open_features(paths, desc['layout'], folder)
-    feats.extract_s = time.perf_counter() - t0 if todo else 0.0
+    feats.extract_s, feats.engine = (time.perf_counter() - t0 if todo else 0.0), engine
     return feats

@@ -5,18 +5,16 @@
 # %% ../nbs/23_params.ipynb #e6741b4f
 from __future__ import annotations
 import numbers, os, zipfile
-from functools import lru_cache
 from pathlib import Path
 from .data import DATASETS, DataError, Dataset, check_folds, name_key
 from .classes import with_positive_class
 
 # %% auto #0
 __all__ = ['ALLOWED', 'RULES', 'MODEL_NAMES', 'PREPROCESSING', 'MIN_SIZE', 'VGG19_CONVS', 'VGG19_NOTOP_URL', 'AUGMENT_DEFAULTS',
-           'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'BN_STATS', 'HDF5_SIGNATURE', 'FLIPS', 'FILL_MODES',
+           'AUTO_EPOCHS', 'FREEZE', 'PRECISIONS', 'ENGINES', 'BN_STATS', 'HDF5_SIGNATURE', 'FLIPS', 'FILL_MODES',
            'AUGMENT_SETTINGS', 'CALIBRATIONS', 'ROLES', 'RUN_SPEC', 'SPEC', 'TEXT_PARAMS', 'ParameterError', 'Problem',
            'rule', 'check_params', 'model_constants', 'augment_defaults', 'resolve_epochs', 'vgg19_layers', 'is_hdf5',
-           'dataset_key', 'check_model_file', 'Param', 'run_defaults', 'names', 'template_source', 'read_yaml',
-           'parse_value']
+           'dataset_key', 'check_model_file', 'Param', 'run_defaults', 'names', 'template_source']
 
 # %% ../nbs/23_params.ipynb #e0c0c899
 class ParameterError(ValueError):
@@ -63,7 +61,7 @@ def _dataset_problems(out: dict, ds: Dataset, bad: set) -> list:
     return problems
 
 def _pair_problems(out: dict, bad: set) -> list:
-    "The problems of two parameters together (each valid on its own): no validation part, late branches."
+    "The problems of two parameters together (each valid on its own): no validation part, late branches, ONNX in bfloat16."
     problems = []
     if out.get('patience') is not None and out.get('val_split') == 0 and not bad & {'patience', 'val_split'}:
         problems.append(f"patience={out['patience']}: early stopping needs a validation set; use val_split > 0 or "
@@ -71,6 +69,9 @@ def _pair_problems(out: dict, bad: set) -> list:
     if out.get('calibrate') == 'temperature' and out.get('val_split') == 0 and not bad & {'calibrate', 'val_split'}:
         problems.append('calibrate=temperature: the temperature is fitted on the validation part; use val_split > 0 '
                         "or calibrate='none'")
+    if out.get('engine') == 'onnxruntime' and out.get('precision') == 'bfloat16' and not bad & {'engine', 'precision'}:
+        problems.append("engine='onnxruntime': it computes in float32; use precision='float32' or 'auto', or "
+                        "engine='keras' for bfloat16")
     if out.get('branches') and not bad & {'branches', 'trunk'}:
         names, trunk = vgg19_layers(), out.get('trunk', 'block5_pool')
         late = [b for b in out['branches'] if names.index(b) >= names.index(trunk)]
@@ -220,6 +221,7 @@ def _branches(v, ds=None):
 # %% ../nbs/23_params.ipynb #74d15ec9
 FREEZE = ('frozen', 'finetune', 'scratch')
 PRECISIONS = ('float32', 'bfloat16', 'auto')
+ENGINES = ('keras', 'onnxruntime', 'auto')  # who runs the backbone: `mvgg19_nb.features.resolve_engine`
 BN_STATS = ('precise', 'ema')
 
 def _one_of(v, options):
@@ -235,6 +237,9 @@ def _preprocessing(v, ds=None): return _one_of(v, model_constants()['PREPROCESSI
 
 @rule('precision', "'float32', 'bfloat16' or 'auto' (bfloat16 where the hardware computes it natively)")
 def _precision(v, ds=None): return _one_of(v, PRECISIONS)
+
+@rule('engine', "'keras' (the reference), 'onnxruntime' (its ONNX graph, float32) or 'auto' (the fastest that agrees)")
+def _engine(v, ds=None): return _one_of(v, ENGINES)
 
 @rule('bn_stats', "'precise' (BatchNorm statistics from the training images) or 'ema' (Keras's moving averages)")
 def _bn_stats(v, ds=None): return _one_of(v, BN_STATS)
@@ -436,6 +441,8 @@ RUN_SPEC = tuple(Param(*a) for a in [  # the template's order
      "training; 'ema': Keras's moving averages (the authors')"),
     ('precision', 'float32', 'recipe', "backbone arithmetic for the features: 'float32', 'bfloat16', or 'auto' "
      "(bfloat16 where the hardware has it)"),
+    ('engine', 'keras', 'recipe', "who runs the backbone: 'keras', 'onnxruntime' (pip install onnxruntime) or 'auto' "
+     "(the fastest measured here whose features agree with Keras's)"),
     ('standardize_trunk', True, 'recipe', "True: the trunk's pooled features standardised on the training images "
      "(ours); False: the paper's head"),
     ('positive_class', None, 'data', "binary data: the defective class; None: the built-in datasets' own, else "
@@ -466,34 +473,4 @@ def template_source() -> str:
     "The template's `parameters` cell, as the specification writes it: `name = default  # doc`, one line each."
     return '\n'.join(f"{p.name} = {p.default!r}  # {p.doc}" for p in RUN_SPEC)
 
-# %% ../nbs/23_params.ipynb #d65499b2
 TEXT_PARAMS = tuple(p.name for p in RUN_SPEC if p.text)  # paths, class names, sentences: never YAML
-
-@lru_cache(maxsize=1)
-def _yaml12():
-    "A PyYAML loader whose implicit scalars are YAML 1.2's core schema: no octal, sexagesimal, yes/no or dates."
-    import re, yaml
-    class Loader(yaml.SafeLoader): pass
-    drop = {f'tag:yaml.org,2002:{t}' for t in ('bool', 'int', 'float', 'timestamp')}
-    Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] not in drop]
-                                      for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-    for tag, pattern in [('bool', r'true|True|TRUE|false|False|FALSE'), ('int', r'[-+]?[0-9]+'),
-                         ('float', r'[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|'
-                                   r'\.(nan|NaN|NAN)')]:
-        Loader.add_implicit_resolver(f'tag:yaml.org,2002:{tag}', re.compile(f'^(?:{pattern})$'),
-                                     list('tTfF') if tag == 'bool' else list('-+.0123456789'))
-    Loader.add_constructor('tag:yaml.org,2002:int', lambda loader, node: int(loader.construct_scalar(node)))
-    return Loader
-
-def read_yaml(text: str):
-    "`text` read as YAML with YAML 1.2's scalars (see `parse_value`); a `yaml.YAMLError` if it is not YAML."
-    import yaml
-    return yaml.load(text, Loader=_yaml12())
-
-def parse_value(text: str, name: str|None = None):
-    "A value typed for parameter `name`: as typed for `TEXT_PARAMS`, else YAML 1.2; the word `None` is None."
-    import yaml
-    if text == 'None': return None
-    if name in TEXT_PARAMS or not text.strip(): return text
-    try: return read_yaml(text)
-    except yaml.YAMLError: return text

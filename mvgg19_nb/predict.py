@@ -16,6 +16,8 @@ from .images import (MIN_SIDE, ImageError, as_batch, find_images, load_image, n_
                               progress_bar, resize_image, write_atomic, image_items)
 from .params import ParameterError, check_model_file, check_params
 from .runargs import CLIError
+# the conversion to ONNX, shared with the feature extraction: `mvgg19_nb.engines`, below both
+from .engines import onnx_graph, require_tensorflow
 
 # %% auto #0
 __all__ = ['RESERVED_COLUMNS', 'ASPECT_LIMIT', 'PREDICTIONS_HEADER', 'save_model', 'load_model', 'mask_files', 'select_images',
@@ -433,11 +435,9 @@ def predict_files(model_path, inputs, out=None, threshold=None, batch_size=32, p
 
 # %% ../nbs/10_predict.ipynb #de617cfd
 def _require_tensorflow(what):
-    backend = _keras().backend.backend()
-    if backend != 'tensorflow':
-        raise RuntimeError(f"{what} needs the tensorflow backend (this session uses {backend!r}): "
-                           "save the model with save_model, then export it in a session started with "
-                           "KERAS_BACKEND=tensorflow")
+    _keras()  # the custom layers registered
+    require_tensorflow(what, "save the model with save_model, then export it in a session started with "
+                             "KERAS_BACKEND=tensorflow")
 
 def export_saved_model(model, path):
     "Export `model` as a TF SavedModel (endpoint `serve`), class names in `classes.json` inside it; returns the folder."
@@ -448,26 +448,12 @@ def export_saved_model(model, path):
     if classes_of(model): (path/'classes.json').write_text(json.dumps(classes_of(model)))
     return path
 
-def _rename_output(proto, name):
-    "Rename the single graph output of an ONNX model."
-    old = proto.graph.output[0].name
-    for node in proto.graph.node:
-        node.output[:] = [name if o == old else o for o in node.output]
-        node.input[:] = [name if i == old else i for i in node.input]
-    proto.graph.output[0].name = name
-
 def export_onnx(model, path, opset=17):
     "Export `model` to ONNX with tf2onnx (input 'image', raw RGB float32; output 'probabilities'); returns the path."
-    from mvgg19_nb.model import classes_of, model_input_size
+    from mvgg19_nb.model import classes_of
     _require_tensorflow('export_onnx')
-    try: import tf2onnx, onnx
-    except ImportError as e:
-        raise ImportError(f"export_onnx needs tf2onnx and onnx ({e}): pip install tf2onnx onnx") from e
-    import tensorflow as tf
-    spec = (tf.TensorSpec((None, *model_input_size(model), 3), tf.float32, name='image'),)
-    fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
-    proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
-    _rename_output(proto, 'probabilities')
+    proto = onnx_graph(model, 'probabilities', 'export_onnx', opset)  # the conversion the feature extraction uses
+    import onnx  # (there: onnx_graph says how to install it where it is missing)
     if classes_of(model):
         meta = proto.metadata_props.add()
         meta.key, meta.value = 'classes', json.dumps(classes_of(model))

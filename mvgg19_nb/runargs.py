@@ -5,13 +5,44 @@
 # %% ../nbs/22_runargs.ipynb #2867a209
 from __future__ import annotations
 import ast, io, json, os, shutil, tempfile, textwrap, tokenize
+from functools import lru_cache
 from pathlib import Path
 from .experiment import EXPERIMENT_DEFAULTS, INPUT_SIZES, default_input_size, repo_root, template_path
-from .params import ALLOWED, ParameterError, check_params, names, parse_value
+from .params import ALLOWED, TEXT_PARAMS, ParameterError, check_params, names
 
 # %% auto #0
-__all__ = ['PATH_PARAMS', 'PATH_NOTES', 'CLIError', 'parse_size', 'parse_params', 'resolve_paths', 'check_writable_dir',
-           'in_repo', 'template_parameters', 'parameters_help', 'check_run']
+__all__ = ['PATH_PARAMS', 'PATH_NOTES', 'read_yaml', 'parse_value', 'CLIError', 'parse_size', 'parse_params', 'resolve_paths',
+           'check_writable_dir', 'in_repo', 'template_parameters', 'parameters_help', 'check_run']
+
+# %% ../nbs/22_runargs.ipynb #d65499b2
+@lru_cache(maxsize=1)
+def _yaml12():
+    "A PyYAML loader whose implicit scalars are YAML 1.2's core schema: no octal, sexagesimal, yes/no or dates."
+    import re, yaml
+    class Loader(yaml.SafeLoader): pass
+    drop = {f'tag:yaml.org,2002:{t}' for t in ('bool', 'int', 'float', 'timestamp')}
+    Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] not in drop]
+                                      for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    for tag, pattern in [('bool', r'true|True|TRUE|false|False|FALSE'), ('int', r'[-+]?[0-9]+'),
+                         ('float', r'[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|'
+                                   r'\.(nan|NaN|NAN)')]:
+        Loader.add_implicit_resolver(f'tag:yaml.org,2002:{tag}', re.compile(f'^(?:{pattern})$'),
+                                     list('tTfF') if tag == 'bool' else list('-+.0123456789'))
+    Loader.add_constructor('tag:yaml.org,2002:int', lambda loader, node: int(loader.construct_scalar(node)))
+    return Loader
+
+def read_yaml(text: str):
+    "`text` read as YAML with YAML 1.2's scalars (see `parse_value`); a `yaml.YAMLError` if it is not YAML."
+    import yaml
+    return yaml.load(text, Loader=_yaml12())
+
+def parse_value(text: str, name: str|None = None):
+    "A value typed for parameter `name`: as typed for `TEXT_PARAMS`, else YAML 1.2; the word `None` is None."
+    import yaml
+    if text == 'None': return None
+    if name in TEXT_PARAMS or not text.strip(): return text
+    try: return read_yaml(text)
+    except yaml.YAMLError: return text
 
 # %% ../nbs/22_runargs.ipynb #59ebff96
 class CLIError(ValueError):

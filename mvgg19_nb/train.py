@@ -11,7 +11,7 @@ import numpy as np
 import keras
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
-from .features import build_cached_head, extract_features, remove_orphans, transfer_head
+from .features import build_cached_head, check_engine, extract_features, remove_orphans, transfer_head
 from .folds import (
     BACKENDS, STACKED_WORKERS, check_model_kwargs, default_workers, fold_backend, run_folds)
 from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_model, with_classes
@@ -128,6 +128,7 @@ def cv_options(ds, **args) -> dict:
     fold_backend(args['backend'])  # one that cannot be loaded (Ray's): say so now, not after the extraction
     o = {**check_params(**args, dataset=ds), 'out_dir': args['out_dir'], 'cache_dir': args['cache_dir']}
     del o['dataset']
+    check_engine(o['engine'], o['precision'])  # (onnxruntime missing, say) said now, before the data is read
     check_model_kwargs(len(ds.classes), args['model_kwargs'], o['input_size'], o['weights'], ('finetune_from',),
                        freeze=o['freeze'], preprocessing=o['preprocessing'], seed=o['seed'])
     o['input_size'] = tuple(o['input_size'])
@@ -153,6 +154,7 @@ def run_params(data: dict, o: dict, epochs, backend=None, keras_version=None) ->
                          else {**AUGMENT_DEFAULTS, **(o['augment'] or {})}),  # defaults spelt out
                 views=o['views'], val_split=o['val_split'], seed=o['seed'], cached=o['cached'],
                 model_kwargs=o['model_kwargs'], bn_stats=o['bn_stats'], precision=o['precision'],
+                **({'engine': o['engine']} if o['engine'] != 'keras' else {}),  # absent for Keras: old ids kept
                 backend=backend or keras.backend.backend(), keras=keras_version or keras.__version__,
                 **({} if o['patience'] is None else {'patience': o['patience']}),  # absent when off: old ids kept
                 **({} if o['calibrate'] == 'none' else {'calibrate': o['calibrate']}))
@@ -191,7 +193,7 @@ def fold_inputs(ds: Dataset, o: dict, plan: FoldPlan, views: int):
                             o['weights'], trunk=o['model_kwargs'].get('trunk', 'block5_pool'),
                             branches=o['model_kwargs'].get('branches', PAPER_BRANCHES),
                             preprocessing=o['preprocessing'], seed=o['seed'], views=views, augment=o['augment'] or None,
-                            progress=o['progress'], precision=o['precision'])
+                            progress=o['progress'], precision=o['precision'], engine=o['engine'])
 
 def _fold_tasks(pending, plan: FoldPlan, o: dict):
     "The tasks training the `pending` (model, fold) pairs, the processes they run in, and whether heads are stacked."
@@ -271,7 +273,7 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
                    batch_size=32, weights='imagenet', freeze='frozen', preprocessing='vgg', augment=None, views=4,
                    val_split=0.1, seed=0, out_dir='runs', cache_dir=None, cached=None, model_kwargs=None, workers=None,
                    progress=True, bn_stats='precise', baselines=True, precision='float32', heads='per_fold',
-                   backend='loky', patience=None, calibrate='none'):
+                   backend='loky', patience=None, calibrate='none', engine='keras'):
     """Stratified `folds`-fold cross-validation of each of `models` on `ds`, on the same folds.
     `augment`: dict of `build_augmenter` settings, None for its defaults, False for none. `cached`: None picks the
     feature cache when `freeze='frozen'`. Finished folds in `out_dir` are reused by a rerun with the same parameters,
@@ -282,7 +284,8 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
     `patience`: None trains every fold `epochs` epochs; an integer stops a fold when its validation loss has not
     improved for that many epochs and keeps its best epoch's weights (`epochs` is then the most a fold trains).
     `baselines`: also score the majority rate and linear probes on the cached features, on the same folds.
-    `precision`: of the backbone's features ('float32', 'bfloat16' or 'auto', see `extract_features`).
+    `precision`: of the backbone's features ('float32', 'bfloat16' or 'auto', see `extract_features`); `engine`: who
+    computes them ('keras', 'onnxruntime' or 'auto', see `resolve_engine`).
     `heads`: on cached features, 'per_fold' trains one fold at a time (the reference, in `workers` processes),
     'stacked' each model's heads of all folds as one model (`FoldStack`); `backend`: 'loky' (worker processes),
     'serial' (this process) or 'ray' (`mvgg19_nb.cluster`, one fold per task, so per fold). Neither changes results
@@ -304,7 +307,7 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
                    if not reuse_fold(fold_file(run_dir, m, k), m, k, plan.folds[k], plan.run_id, progress)]
         feats = fold_inputs(ds, o, plan, o['views']) if pending and o['cached'] else None
         images = ds.load(o['input_size'], progress=progress) if pending and not o['cached'] else None
-        if feats is not None: res.timings['extract_s'] = feats.extract_s
+        if feats is not None: res.timings.update(extract_s=feats.extract_s, engine=feats.engine)
         res.timings.update(train_folds(pending, plan, o, feats, images, run_dir),
                            folds_reused=len(o['models']) * o['folds'] - len(pending))  # read back, not trained
         res.runs = collect_folds(run_dir, o['models'], plan)
@@ -320,14 +323,15 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
 # %% ../nbs/05_train.ipynb #9b5d5c33
 def train_final_model(ds, model='mvgg19', input_size=DEFAULT_INPUT_SIZE, epochs=15, weights='imagenet', batch_size=32,
                       views=4, augment=None, preprocessing='vgg', seed=0, cache_dir=None, model_kwargs=None,
-                      progress=True, bn_stats='precise', precision='float32'):
+                      progress=True, bn_stats='precise', precision='float32', engine='keras'):
     """Train `model`'s head on all of `ds` through the feature cache and put it back on its backbone.
     Returns the full model (raw RGB in, probabilities out) carrying `ds.classes`; `model_kwargs`, `bn_stats` and
-    `precision` as in `cross_validate`."""
+    `precision` and `engine` as in `cross_validate`."""
     if not isinstance(ds, Dataset): raise ParameterError(f"ds={ds!r}: pass a Dataset (mvgg19_nb.data.load_dataset)")
     p = check_params(models=model, input_size=input_size, epochs=epochs, weights=weights, batch_size=batch_size,
                      views=views, augment=augment, preprocessing=preprocessing, seed=seed, cache_dir=cache_dir,
-                     bn_stats=bn_stats, precision=precision, dataset=ds)
+                     bn_stats=bn_stats, precision=precision, engine=engine, dataset=ds)
+    check_engine(engine, precision)
     if not isinstance(model, str): raise ParameterError(f"model={model!r}: name one model, 'mvgg19' or 'vgg19'")
     check_model_kwargs(len(ds.classes), model_kwargs, p['input_size'], p['weights'], preprocessing=p['preprocessing'],
                        seed=p['seed'])
@@ -338,7 +342,7 @@ def train_final_model(ds, model='mvgg19', input_size=DEFAULT_INPUT_SIZE, epochs=
     with tempfile.TemporaryDirectory(prefix='mvgg19_final_') as tmp:
         feats = extract_features(lambda: ds.load(input_size, progress=progress), cache_dir or tmp,
                                  content_digest(ds.digests()), input_size, weights, branches, trunk, preprocessing,
-                                 seed, views, augment or None, progress=progress, precision=precision)
+                                 seed, views, augment or None, progress=progress, precision=precision, engine=engine)
         keras.utils.set_random_seed(seed)
         head = compile_head(build_cached_head(model, len(ds.classes), feats.layout, seed=seed, **kw))
         fit_cached_head(head, feats.views, np.arange(len(ds)), labels, resolve_epochs(epochs, len(ds), batch_size),

@@ -175,3 +175,10 @@ def test_killed_sweep_resumes_and_skips_finished_runs(swept, tmp_path):
     report = sweep(['magnetic_tile'], tmp_path/'sets.yaml', params=common, log=lines.append)
     assert [r['status'] for r in report] == ['skipped', 'skipped', 'done'], lines
     _check_results(root/'c'/'magnetic_tile.json', 2)
+
+
+def test_param_set_files_read_yaml_1_2_scalars(tmp_path):
+    from mvgg19_nb.cluster import read_param_sets
+    f = tmp_path/'sets.yaml'
+    f.write_text('- {epochs: 0012, sample_reason: 1:30, data_root: "0001"}\n- {augment: no}\n')
+    assert read_param_sets(f) == [{'epochs': 12, 'sample_reason': '1:30', 'data_root': '0001'}, {'augment': 'no'}]

@@ -176,3 +176,77 @@ def test_bfloat16_features_and_cache_key(real_images, tmp_path):
     assert (np.abs(b - a).max(1) / np.abs(a).max(1)).max() < bound
     assert ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min() > 1 - bound ** 2 / 2
     assert keras.config.dtype_policy().name == 'float32'  # the process's policy is untouched
+
+
+# --- engines: who runs the backbone ----------------------------------------------------------------------------------
+from mvgg19_nb.features import resolve_engine, features_agree
+from mvgg19_nb.images import content_digest
+from mvgg19_nb.model import PAPER_BRANCHES
+from mvgg19_nb.params import ParameterError
+
+BF16_BOUND = 16 * 2.0 ** -8  # the bfloat16 features' tolerance (above): 16 convolutions, each rounding to 2^-8
+
+def tiny_images(n=6): return np.random.default_rng(4).integers(0, 256, (n, 32, 32, 3)).astype('uint8')
+def tiny(images, d, **kw): return extract_features(images, d, 'k', (32, 32), weights=None, seed=3, progress=False, **kw)
+def spec_of(f): return json.loads((f.folder/'layout.json').read_text())['spec']
+def needs_onnx():
+    if keras.backend.backend() != 'tensorflow': pytest.skip('the ONNX conversion goes through tensorflow')
+    pytest.importorskip('tf2onnx', reason='tf2onnx not installed (pip install tf2onnx onnx)')
+    pytest.importorskip('onnxruntime', reason='onnxruntime not installed (pip install onnxruntime)')
+
+def test_onnxruntime_features_equal_keras_and_name_their_cache(tmp_path):
+    needs_onnx()
+    imgs = tiny_images()
+    k, o = tiny(imgs, tmp_path), tiny(imgs, tmp_path, engine='onnxruntime')
+    today = dict(content='k', input_size=[32, 32], weights='random-seed3', branches=list(PAPER_BRANCHES),
+                 trunk='block5_pool', preprocessing='vgg', backend=keras.backend.backend(), precision='float32')
+    assert spec_of(k) == today and k.folder.name == f'features-{content_digest(today)}'  # Keras: the key as before
+    assert spec_of(o) == {**today, 'engine': 'onnxruntime'} and o.folder != k.folder
+    assert (k.engine, o.engine) == ('keras', 'onnxruntime') and o.extract_s > 0
+    assert pickle.loads(pickle.dumps(o)).engine == 'onnxruntime'
+    a, b = np.asarray(k.views[0], 'float64'), np.asarray(o.views[0], 'float64')
+    rel = np.abs(b - a).max(1) / np.abs(a).max(1)
+    print(f'onnxruntime against keras float32: largest difference {rel.max():.1e} of an image\'s largest feature')
+    assert rel.max() < BF16_BOUND and features_agree(a, b)
+    assert tiny(imgs, tmp_path, engine='onnxruntime').extract_s == 0.0  # read back from its own cache
+
+def test_auto_never_picks_features_that_differ_and_remembers(tmp_path, monkeypatch):
+    needs_onnx()
+    real = features.measure
+    def onnx_fast_but_off(runners, x, batch_size=64, repeats=1):
+        speed, outs = real(runners, x, batch_size, repeats)
+        speed['onnxruntime/float32'] = 100 * speed['keras/float32']  # much faster ...
+        outs['onnxruntime/float32'] = outs['onnxruntime/float32'] * 1.1  # ... but 10 % off
+        return speed, outs
+    monkeypatch.setattr(features, 'measure', onnx_fast_but_off)
+    assert resolve_engine('auto', 'float32', tmp_path, (32, 32), None, seed=3, batch_size=4) == ('keras', 'float32')
+    (entry,) = json.loads((tmp_path/'engines.json').read_text()).values()
+    assert entry['choice'] == ['keras', 'float32'] and set(entry['img_per_s']) == {'keras/float32', 'onnxruntime/float32'}
+    assert entry['agrees_with_keras_float32'] == {'keras/float32': True, 'onnxruntime/float32': False}
+    def no_measuring(*a, **k): raise AssertionError('measured again')
+    monkeypatch.setattr(features, 'measure', no_measuring)
+    assert resolve_engine('auto', 'float32', tmp_path, (32, 32), None, seed=3, batch_size=4) == ('keras', 'float32')
+
+def test_auto_without_onnxruntime_is_keras(tmp_path, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+    def no_onnxruntime(name, *a, **k):
+        if name == 'onnxruntime': raise ImportError('No module named onnxruntime')
+        return real_import(name, *a, **k)
+    monkeypatch.setattr(builtins, '__import__', no_onnxruntime)
+    assert resolve_engine('auto', 'float32', tmp_path) == ('keras', 'float32')
+    with pytest.raises(ParameterError) as e: resolve_engine('onnxruntime', 'float32', tmp_path)
+    assert str(e.value) == ("engine='onnxruntime' needs onnxruntime (No module named onnxruntime): "
+                            'pip install onnxruntime')
+    imgs = tiny_images(2)
+    auto, k = tiny(imgs, tmp_path, engine='auto'), tiny(imgs, tmp_path)
+    assert auto.folder == k.folder and auto.engine == 'keras' and k.extract_s == 0.0
+    assert not (tmp_path/'engines.json').exists()  # one candidate: nothing measured
+
+def test_bad_engine_is_one_line_before_any_work(tmp_path):
+    for kw, says in ((dict(engine='fast'), "engine='fast': use one of 'keras', 'onnxruntime', 'auto'"),
+                     (dict(engine=None), "engine=None: use one of 'keras', 'onnxruntime', 'auto'"),
+                     (dict(engine='onnxruntime', precision='bfloat16'), "engine='onnxruntime': it computes in float32")):
+        with pytest.raises(ParameterError) as e: tiny(lambda: pytest.fail('images loaded'), tmp_path/'c', **kw)
+        assert str(e.value).startswith(says) and len(str(e.value).splitlines()) == 1
+    assert not (tmp_path/'c').exists()
