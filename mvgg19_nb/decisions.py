@@ -388,11 +388,12 @@ def comparison_sentence(cmp,  # a `paired_comparison` result
     "One sentence: is model b better than model a on `metric`, with the corrected t-test and McNemar's p-value."
     c, (a, b) = cmp[metric], names
     pts, what = 100 * c['diff'], metric.replace('_', ' ')
-    lead = (f'{b} is ahead of {a} by {pts:.1f} points of {what}' if round(pts, 1) > 0 else
-            f'{b} is behind {a} by {-pts:.1f} points of {what}' if round(pts, 1) < 0 else f'{b} and {a} are level on {what}')
+    lead = (f'{b} is ahead of {a} by {pts:.2f} points of {what}' if round(pts, 2) > 0 else
+            f'{b} is behind {a} by {-pts:.2f} points of {what}' if round(pts, 2) < 0 else f'{b} and {a} are level on {what}')
     noise = 'outside' if c['p'] < 0.05 else 'within'
-    return (f"{lead} (95 % CI {100 * c['low']:.1f} to {100 * c['high']:.1f}, corrected t-test {_p(c['p'])}; "
-            f"McNemar {_p(cmp['mcnemar']['p'])}): {noise} the folds' noise.")
+    mc = (cmp.get('mcnemar') or {}).get('p')  # absent from a results record made before McNemar's test
+    return (f"{lead} (95 % CI {100 * c['low']:.2f} to {100 * c['high']:.2f}, corrected t-test {_p(c['p'])}"
+            + (f"; McNemar {_p(mc)}" if mc is not None else '') + f"): {noise} the folds' noise.")
 
 # %% ../nbs/07_decisions.ipynb #72437605
 def json_ready(obj):

@@ -12,10 +12,11 @@ from .experiment import BASELINE_NAMES, DATASET_KEYS, DATASET_NAMES, METRICS, MO
 from .data import DataError
 from .images import write_atomic
 from .results import GAP_LIMIT, baseline_of, checked_without_augmentation, read_results
+from .decisions import comparison_sentence, corrected_t
 
 # %% auto #0
 __all__ = ['summary_table', 'summary_markdown_table', 'baselines_markdown_table', 'plot_summary', 'comparison_rows',
-           'comparison_sentence', 'comparison_markdown', 'summary_page', 'write_summary']
+           'comparison_markdown', 'summary_page', 'write_summary']
 
 # %% ../nbs/25_summary.ipynb #583852da
 def summary_table(results_dir='book/results', all_datasets=True) -> pd.DataFrame:
@@ -113,7 +114,6 @@ def _false_alarms(rec, model, target=0.99) -> str:
 
 def comparison_rows(results_dir='book/results') -> list:
     "Per dataset run with both models: the corrected t-test of MVGG19 minus VGG19 on the folds, McNemar's, false alarms."
-    from mvgg19_nb.decisions import corrected_t
     rows = []
     for p in sorted(Path(results_dir).glob('*.json')):
         rec = read_results(p); ms = rec.get('models') or {}
@@ -128,17 +128,6 @@ def comparison_rows(results_dir='book/results') -> list:
         rows.append(row)
     return rows
 
-def comparison_sentence(row) -> str:
-    "One sentence per dataset: MVGG19's lead (or lag) in accuracy, its 95 % interval, and whether it is the folds' noise."
-    a = row['accuracy']; lead = 100 * a['diff']
-    what = (f"MVGG19 is ahead of VGG19 by {lead:.2f} points of accuracy" if lead > 0 else
-            f"MVGG19 is behind VGG19 by {-lead:.2f} points of accuracy" if lead < 0 else "MVGG19 and VGG19 are level")
-    noise = 'outside the folds\' noise' if a['p'] < 0.05 else 'within the folds\' noise'
-    mc = row.get('mcnemar')
-    return (f"**{row['name']}**: {what} (95 % CI {100 * a['low']:.2f} to {100 * a['high']:.2f}, corrected t-test "
-            f"p = {a['p']:.3f}" + (f"; McNemar p = {mc['p']:.3f}" if mc and mc.get('p') is not None else '') +
-            f"): {noise}.")
-
 def comparison_markdown(rows) -> str:
     "The section's table and sentences."
     if not rows: return 'No dataset has been run with both models yet.'
@@ -148,7 +137,7 @@ def comparison_markdown(rows) -> str:
     lines += [f"| {r['name']} | {r['folds']} | {ci(r['accuracy'])} | {r['accuracy']['p']:.3f} | "
               f"{ci(r['balanced_accuracy'])} | {r['balanced_accuracy']['p']:.3f} | {r['false_alarms_vgg19']} | "
               f"{r['false_alarms_mvgg19']} |" for r in rows]
-    return '\n'.join(lines) + '\n\n' + '\n'.join(f"- {comparison_sentence(r)}" for r in rows) + \
+    return '\n'.join(lines) + '\n\n' + '\n'.join(f"- **{r['name']}**: {comparison_sentence(r)}" for r in rows) + \
         "\n\nThe paper's claim: MVGG19 ahead of VGG19 on five of its six datasets (all but Casting). \"-\" in the false " \
         "alarms: the page was run before it set operating points (`mvgg19 run DATASET` adds them)."
 

@@ -118,7 +118,7 @@ def test_paired_comparison_and_its_sentence():
     assert cmp['accuracy']['boot_low'] < cmp['accuracy']['diff'] < cmp['accuracy']['boot_high']
     assert cmp == dc.paired_comparison(y, pa, pb, folds)  # the bootstrap's seed is fixed
     s = dc.comparison_sentence(cmp)
-    assert s.startswith(f"MVGG19 is ahead of VGG19 by {100 * np.mean(per):.1f} points of accuracy (95 % CI ")
+    assert s.startswith(f"MVGG19 is ahead of VGG19 by {100 * np.mean(per):.2f} points of accuracy (95 % CI ")
     assert s.endswith("outside the folds' noise.")
     assert dc.comparison_sentence(dc.paired_comparison(y, pa, pa, folds)).startswith('MVGG19 and VGG19 are level')
 
