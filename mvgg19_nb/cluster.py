@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_cluster.ipynb #7f852716
 from __future__ import annotations
-import argparse, contextlib, json, logging, math, os, platform, secrets, sys, tempfile, time, types
+import argparse, contextlib, json, logging, math, os, platform, secrets, sys, tempfile, time, types, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -24,7 +24,11 @@ RAY_HINT = "Ray is not installed: pip install -e '.[ray]' (or pip install 'ray[d
 
 def _ray():
     "The `ray` module, or an `ImportError` that says how to install it."
-    try: import ray
+    logging.getLogger('ray.widgets.util').setLevel(logging.WARNING)  # in a notebook: not its notice about ipywidgets
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='IProgress not found')  # tqdm's, when Ray imports it in a kernel
+            import ray, ray.util
     except ImportError as e: raise ImportError(RAY_HINT) from e
     return ray
 

@@ -108,7 +108,7 @@ def extract_view_ray(x, view_path, ext, extractor, width, batch_size=64, progres
         if shard_path(view_path, *b, n).exists():
             print(f'feature cache: {shard_path(view_path, *b, n)} is damaged or of another shape; extracting it again',
                   flush=True)
-    if progress: print(f'  on Ray: {len(bounds)} shard(s) of {shard_size} images, {len(bounds) - len(todo)} '
+    if progress: print(f'  on Ray: {len(bounds)} shard(s) of at most {shard_size} images, {len(bounds) - len(todo)} '
                        f'finished before, in {folder}', flush=True)
     if todo: _run_shards(x, view_path, todo, extractor, batch_size, progress, workers, num_gpus, address)
     parts = [read_shard(shard_path(view_path, *b, n), b[1] - b[0], width) for b in bounds]
