@@ -19,6 +19,7 @@ setuptools.setup(
     include_package_data=True,
     install_requires=reqs('requirements'),
     extras_require={'cpu': reqs('pip_requirements'), 'dev': reqs('dev_requirements'),
+                    'gpu': reqs('gpu_requirements'), 'gpu-jax': reqs('gpu_jax_requirements'),  # README: on a GPU
                     'elpv': ['elpv-dataset'], 'onnx': ['tf2onnx', 'onnx', 'onnxruntime'],
                     'ray': ['ray[default]>=2.40']},  # mvgg19_nb.cluster: folds and sweeps on Ray
     entry_points={'console_scripts': cfg['console_scripts'].split(),

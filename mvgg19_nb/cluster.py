@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_cluster.ipynb #7f852716
 from __future__ import annotations
-import argparse, contextlib, json, logging, os, platform, secrets, sys, tempfile, time, types
+import argparse, contextlib, json, logging, math, os, platform, secrets, sys, tempfile, time, types, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -16,15 +16,19 @@ from .runargs import (
 
 # %% auto #0
 __all__ = ['RAY_HINT', 'CACHE_MODES', 'OBJECT_STORE_MAX', 'LOCATIONS', 'init_ray', 'cluster_resources', 'run_folds_ray',
-           'SweepError', 'SweepRun', 'read_param_sets', 'plan_sweep', 'is_finished', 'sweep', 'sweep_parser',
-           'sweep_main']
+           'extraction_cost', 'SweepError', 'SweepRun', 'read_param_sets', 'plan_sweep', 'is_finished', 'sweep',
+           'sweep_parser', 'sweep_main']
 
 # %% ../nbs/12_cluster.ipynb #e7cee216
 RAY_HINT = "Ray is not installed: pip install -e '.[ray]' (or pip install 'ray[default]>=2.40')"
 
 def _ray():
     "The `ray` module, or an `ImportError` that says how to install it."
-    try: import ray
+    logging.getLogger('ray.widgets.util').setLevel(logging.WARNING)  # in a notebook: not its notice about ipywidgets
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='IProgress not found')  # tqdm's, when Ray imports it in a kernel
+            import ray, ray.util
     except ImportError as e: raise ImportError(RAY_HINT) from e
     return ray
 
@@ -145,6 +149,23 @@ def run_folds_ray(tasks, shared, workers, address=None, retries=1, num_gpus=0, c
                            + '; '.join(f'{_fold_name(t)}: {_why(e)}' for t, e in failed)
                            + '. The other folds are saved: fix the cause and rerun to train only these'
                            ) from failed[0][1]
+
+# %% ../nbs/12_cluster.ipynb #e0f9456b
+def extraction_cost(n_images, per_image_s, bytes_in, bytes_out, machines=1, views=1, shard_size=512, shard_s=0.0,
+                    startup_s=0.0, bandwidth=125e6) -> dict:
+    """Predicted seconds (`wall_s`) to extract `views` views of `n_images` images on Ray over `machines` alike
+    machines: one machine takes `per_image_s` per image and `shard_s` more per shard of `shard_size`; the actors
+    take `startup_s` to start (once per view); each image's `bytes_in` and its features' `bytes_out` cross the
+    driver's link at `bandwidth` bytes/s (125e6: 1 Gbit/s), overlapped with the compute. `saturation`: the number
+    of machines past which the link, or the number of shards, not the backbones, sets the wall time."""
+    shards = math.ceil(n_images / shard_size)  # per view
+    one = n_images * per_image_s + shards * shard_s  # one machine's seconds for a view
+    compute = math.ceil(shards / machines) * one / max(shards, 1)  # each machine its whole shards
+    link = n_images * (bytes_in + bytes_out) / bandwidth  # every image and its features through the driver's link
+    transfer = link * (machines - 1) / machines  # less what the driver's own machine computes
+    wall = views * (startup_s + max(compute, transfer))
+    return dict(machines=machines, shards=views * shards, compute_s=views * compute, transfer_s=views * transfer,
+                wall_s=wall, saturation=min(1 + one / link, shards) if link else shards)
 
 # %% ../nbs/12_cluster.ipynb #71006f61
 LOCATIONS = names('location')  # where a run writes, not what it computes: not compared
@@ -272,6 +293,8 @@ def _run_in_worker(dataset: str, params: dict, cpus: int) -> dict:
     "One sweep run in a Ray worker: the template executed on `cpus` cores; its notebook and results file as bytes."
     from mvgg19_nb.experiment import run_experiment
     t0 = time.perf_counter()
+    if params.get('backend') == 'ray':  # the run's kernel joins this cluster, rather than starting its own
+        os.environ.setdefault('RAY_ADDRESS', _ray().get_runtime_context().gcs_address)
     with _pinned(cpus): out = run_experiment(dataset, **params)
     return dict(notebook=Path(out).read_bytes(), results=(Path(params['output_dir'])/f'{dataset}.json').read_bytes(),
                 seconds=time.perf_counter() - t0, node=platform.node())

@@ -19,10 +19,11 @@ from .engines import (OnnxRunner, choice_key, cpu_flags, cpu_name, fastest, impo
                                onnx_graph, remember, remembered)
 
 # %% auto #0
-__all__ = ['AUTO_BATCHES', 'DESCRIPTION', 'DESCRIPTION_FORMAT', 'SpatialMoments', 'native_bfloat16', 'resolve_precision',
-           'feature_extractor', 'feature_layout', 'features_agree', 'check_engine', 'engine_extractor',
-           'resolve_engine', 'PooledBD', 'Span', 'build_cached_head', 'transfer_head', 'weights_id', 'DamagedCache',
-           'ViewStack', 'Features', 'open_features', 'remove_orphans', 'extract_features']
+__all__ = ['AUTO_BATCHES', 'DESCRIPTION', 'DESCRIPTION_FORMAT', 'EXTRACTORS', 'SpatialMoments', 'native_bfloat16',
+           'resolve_precision', 'feature_extractor', 'feature_layout', 'features_agree', 'check_engine',
+           'engine_extractor', 'resolve_engine', 'PooledBD', 'Span', 'build_cached_head', 'transfer_head', 'weights_id',
+           'DamagedCache', 'ViewStack', 'Features', 'open_features', 'remove_orphans', 'named_runner',
+           'extract_features']
 
 # %% ../nbs/03_features.ipynb #e3ce6f5a
 @keras.saving.register_keras_serializable(package='mvgg19_nb')
@@ -392,13 +393,38 @@ def _save_description(folder, desc):
     "Write the cache description of `folder` atomically."
     write_atomic(folder/DESCRIPTION, json.dumps(desc, indent=1))
 
+def _local_view(x, view_path, ext, extractor, width, batch_size=64, progress=True):
+    "The extraction backend 'local': the features of the images `x` by the extractor `ext`, here (nothing to finish)."
+    return ext.predict(x, batch_size=batch_size, verbose=int(bool(progress)) * 2).astype('float32'), lambda: None
+
+# the extraction backends of `extract_features`: `fn(images, view_path, extractor, (engine, *its arguments), width,
+# batch_size, progress)` returning (features, finish), `finish()` called once the view file holds them; or
+# 'module:function' naming it, imported when used (Ray's is in `mvgg19_nb.shards`, above this module)
+EXTRACTORS = {'local': _local_view, 'ray': 'mvgg19_nb.shards:extract_view_ray'}
+
+def named_runner(registry, name, load=True):
+    """`registry[name]`, a 'module:function' one imported now (unless not `load`); a `ParameterError` naming `backend`
+    if there is no such entry, an `ImportError` saying what to install if it cannot be imported."""
+    if name not in registry: raise ParameterError(f"backend={name!r}: use one of {', '.join(map(repr, registry))}")
+    runner = registry[name]
+    if not load or not isinstance(runner, str): return runner
+    import importlib
+    module, _, attr = runner.partition(':')
+    try: return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        others = ' or '.join(repr(k) for k, r in registry.items() if not isinstance(r, str))
+        raise ImportError(f"backend={name!r} needs {module}.{attr} and the {name} package ({e}); install {name} "
+                          f"(pip install {name}) or use backend={others}") from e
+
 def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SIZE, weights='imagenet',
                      branches=PAPER_BRANCHES, trunk='block5_pool', preprocessing='vgg', seed=0, views=1,
-                     augment=None, batch_size=64, progress=True, precision='float32', engine='keras'):
+                     augment=None, batch_size=64, progress=True, precision='float32', engine='keras', backend='local'):
     """Backbone features of `images` (N, H, W, 3 uint8, or a callable returning them), view 0 and `views-1` augmented.
     `augment`: `build_augmenter` arguments (None: defaults); `content_key` identifies the images (e.g. their digests);
     `precision`: 'float32', 'bfloat16' or 'auto' (`resolve_precision`); `engine`: 'keras', 'onnxruntime' or 'auto'
-    (`resolve_engine`); both part of the cache key (Keras's engine implicitly, as before engines existed)."""
+    (`resolve_engine`); both part of the cache key (Keras's engine implicitly, as before engines existed).
+    `backend`: 'local' or 'ray' (Ray actors, `mvgg19_nb.shards`), not in the key: the features are the same."""
+    named_runner(EXTRACTORS, backend, load=False)  # a backend that does not exist is named before any work
     args = (tuple(input_size), weights, branches, trunk, preprocessing, seed)
     (engine, precision), built = _resolve_engine(engine, precision, cache_dir, args, batch_size, progress)
     spec = dict(content=content_key, input_size=list(input_size), weights=weights_id(weights, seed),
@@ -424,6 +450,7 @@ def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SI
     t0 = time.perf_counter()
     if todo:
         from mvgg19_nb.augment import augment_views, build_augmenter
+        run_view = named_runner(EXTRACTORS, backend)  # Ray's is imported here: before the images are read
         imgs = images() if callable(images) else images
         if imgs is None: raise ValueError(f'the feature cache {folder} lacks views {todo}: pass the images')
         kept = {desc['views'][p.name]['shape'][0] for v, p in enumerate(paths) if v not in todo}
@@ -438,7 +465,8 @@ def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SI
             if progress:
                 print(f'extracting view {v}: {len(x)} images, {input_size[0]}x{input_size[1]}, {precision}, {engine}',
                       flush=True)
-            f = ext.predict(x, batch_size=batch_size, verbose=int(bool(progress)) * 2).astype('float32')
+            f, finish = run_view(x, paths[v], ext, (engine, *args, precision),
+                                 max(s['stop'] for s in desc['layout'].values()), batch_size, progress)
             def save_view(tmp, f=f, name=paths[v].name):  # the file, then its entry, then the file moved in place
                 with open(tmp, 'wb') as out: np.save(out, f)  # (a file object: np.save adds no `.npy` to the name)
                 st = tmp.stat()  # os.replace keeps the size and mtime
@@ -446,6 +474,7 @@ def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SI
                                            blake2b=file_digest(tmp, 'blake2b'))
                 _save_description(folder, desc)
             write_atomic(paths[v], save_view)
+            finish()  # the view file holds them: the backend's own temporary data (Ray's shards) goes
     elif any(desc['views'][k]['mtime_ns'] != m for k, m in mtimes.items()): _save_description(folder, desc)
     feats = open_features(paths, desc['layout'], folder)
     feats.extract_s, feats.engine = (time.perf_counter() - t0 if todo else 0.0), engine

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import keras
 from joblib import Parallel, delayed
-from .features import build_cached_head
+from .features import build_cached_head, named_runner
 from .model import PAPER_BRANCHES, build_model, check_model_params
 from .heads import (
     FoldStack, compile_head, compile_stack, fit_cached_head, fit_cached_heads, precise_bn_stats, predict_heads,
@@ -221,15 +221,7 @@ def register_fold_backend(name: str, runner):
 
 def fold_backend(name: str):
     "The runner of the fold backend `name`, a 'module:function' one imported now; an ImportError says what is missing."
-    if name not in BACKENDS: raise ValueError(f"backend={name!r}: use one of {', '.join(map(repr, BACKENDS))}")
-    runner = BACKENDS[name]
-    if not isinstance(runner, str): return runner
-    import importlib
-    module, _, attr = runner.partition(':')
-    try: return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ImportError(f"backend={name!r} needs {module}.{attr} and the {name} package ({e}); install {name} "
-                          f"(pip install {name}) or use backend='loky' or 'serial'") from e
+    return named_runner(BACKENDS, name)  # as `extract_features` finds its extraction backends
 
 def run_folds(tasks, shared, workers, backend='loky'):
     """Run `tasks` (model, fold, train, validation, test; or stacked tasks, several folds each) and yield

@@ -403,6 +403,9 @@ CALIBRATIONS = ('none', 'temperature')
                    'validation part)')
 def _calibrate(v, ds=None): return _one_of(v, CALIBRATIONS)
 
+@rule('backend', "'loky' (worker processes here), 'serial' (this process) or 'ray' (folds and extraction on Ray)")
+def _backend(v, ds=None): return _one_of(v, ('loky', 'serial', 'ray'))  # a run's; cross_validate: any of BACKENDS
+
 # %% ../nbs/23_params.ipynb #f1ee2490
 from dataclasses import dataclass
 
@@ -456,6 +459,8 @@ RUN_SPEC = tuple(Param(*a) for a in [  # the template's order
      'on its validation part'),
     ('check_augmentation', 'auto', 'cv', "rerun the heads without augmentation: 'auto' where a model is > 2 points "
      'below its linear probe, True, False'),
+    ('backend', 'loky', 'cv', "where the folds train and the features are extracted: 'loky' (processes here), 'serial' "
+     "or 'ray' (a Ray cluster: $RAY_ADDRESS, else a local instance)"),
     ('cache_dir', '.cache/features', 'location', 'the feature cache (backbone outputs per image and view)', True),
     ('runs_dir', '.cache/runs', 'location', 'finished folds, reused by a rerun with the same parameters', True),
     ('output_dir', 'book/results', 'location', 'where the executed notebook and <dataset>.json go', True)])

@@ -11,7 +11,7 @@ import numpy as np
 import keras
 from sklearn.model_selection import StratifiedGroupKFold
 from .data import Dataset
-from .features import build_cached_head, check_engine, extract_features, remove_orphans, transfer_head
+from .features import EXTRACTORS, build_cached_head, check_engine, extract_features, remove_orphans, transfer_head
 from .folds import (
     BACKENDS, STACKED_WORKERS, check_model_kwargs, default_workers, fold_backend, run_folds)
 from .model import DEFAULT_INPUT_SIZE, PAPER_BRANCHES, build_model, with_classes
@@ -126,7 +126,8 @@ def cv_options(ds, **args) -> dict:
     if args['cached'] not in (None, True, False):
         raise ParameterError(f"cached={args['cached']!r}: use None, True or False")
     fold_backend(args['backend'])  # one that cannot be loaded (Ray's): say so now, not after the extraction
-    o = {**check_params(**args, dataset=ds), 'out_dir': args['out_dir'], 'cache_dir': args['cache_dir']}
+    checked = check_params(**{k: v for k, v in args.items() if k != 'backend'}, dataset=ds)  # backend: just above
+    o = {**checked, 'backend': args['backend'], 'out_dir': args['out_dir'], 'cache_dir': args['cache_dir']}
     del o['dataset']
     check_engine(o['engine'], o['precision'])  # (onnxruntime missing, say) said now, before the data is read
     check_model_kwargs(len(ds.classes), args['model_kwargs'], o['input_size'], o['weights'], ('finetune_from',),
@@ -193,7 +194,8 @@ def fold_inputs(ds: Dataset, o: dict, plan: FoldPlan, views: int):
                             o['weights'], trunk=o['model_kwargs'].get('trunk', 'block5_pool'),
                             branches=o['model_kwargs'].get('branches', PAPER_BRANCHES),
                             preprocessing=o['preprocessing'], seed=o['seed'], views=views, augment=o['augment'] or None,
-                            progress=o['progress'], precision=o['precision'], engine=o['engine'])
+                            progress=o['progress'], precision=o['precision'], engine=o['engine'],
+                            backend=o['backend'] if o['backend'] in EXTRACTORS else 'local')  # Ray's folds: Ray's too
 
 def _fold_tasks(pending, plan: FoldPlan, o: dict):
     "The tasks training the `pending` (model, fold) pairs, the processes they run in, and whether heads are stacked."
@@ -288,7 +290,8 @@ def cross_validate(ds: Dataset, models=('vgg19', 'mvgg19'), input_size=DEFAULT_I
     computes them ('keras', 'onnxruntime' or 'auto', see `resolve_engine`).
     `heads`: on cached features, 'per_fold' trains one fold at a time (the reference, in `workers` processes),
     'stacked' each model's heads of all folds as one model (`FoldStack`); `backend`: 'loky' (worker processes),
-    'serial' (this process) or 'ray' (`mvgg19_nb.cluster`, one fold per task, so per fold). Neither changes results
+    'serial' (this process) or 'ray' (`mvgg19_nb.cluster`, one fold per task, so per fold; the features extracted on
+    Ray too, `mvgg19_nb.shards`). Neither changes results
     beyond float32 rounding, nor which folds a rerun reuses.
     `calibrate`: 'temperature' keeps each fold's validation probabilities and rescales its test probabilities by a
     temperature fitted on them (`calibrate_fold`), as `runs[model]['calibrated']`; 'none' (default) does not.

@@ -50,11 +50,17 @@ def _cv_on_ray(ds, out_dir, cache_dir, **ray_kwargs):
     finally: folds.register_fold_backend('ray', saved)
 
 
-def test_folds_on_ray_match_loky(ray, ds, tmp_path):
+def test_folds_on_ray_match_loky(ray, ds, tmp_path, monkeypatch):
+    from mvgg19_nb import features, shards
     cache = tmp_path/'cache'
     loky = cross_validate(ds, out_dir=tmp_path/'loky', cache_dir=cache, **CV)
+    extracted = []  # the Ray run's own cache is extracted on Ray (one shard, one actor), the same features
+    def on_ray(x, view_path, *args, **kwargs):
+        extracted.append(Path(view_path).name)
+        return shards.extract_view_ray(x, view_path, *args, **kwargs)
+    monkeypatch.setitem(features.EXTRACTORS, 'ray', on_ray)
     for label, kwargs in [('files', {}), ('object store', dict(cache='object_store'))]:
-        res, calls = _cv_on_ray(ds, tmp_path/label, cache, **kwargs)
+        res, calls = _cv_on_ray(ds, tmp_path/label, tmp_path/'ray cache' if label == 'files' else cache, **kwargs)
         assert calls is None or len(calls) == 1, calls  # every fold in one call of the Ray runner
         pids = {t['pid'] for m in res.runs for t in res.runs[m]['timings']}
         assert os.getpid() not in pids, f'{label}: folds trained in the test process, not in Ray workers'
@@ -63,6 +69,7 @@ def test_folds_on_ray_match_loky(ray, ds, tmp_path):
                                        err_msg=f'{m}, cache in {label}')
             np.testing.assert_allclose(res.runs[m]['histories'][0]['loss'], loky.runs[m]['histories'][0]['loss'],
                                        rtol=PROBA_RTOL)
+    assert extracted == ['view0.npy']  # cross_validate(backend='ray') extracted its features on Ray
 
 
 def flaky(task, shared, threads):
@@ -182,3 +189,113 @@ def test_param_set_files_read_yaml_1_2_scalars(tmp_path):
     f = tmp_path/'sets.yaml'
     f.write_text('- {epochs: 0012, sample_reason: 1:30, data_root: "0001"}\n- {augment: no}\n')
     assert read_param_sets(f) == [{'epochs': 12, 'sample_reason': '1:30', 'data_root': '0001'}, {'augment': 'no'}]
+
+
+# Feature extraction on Ray (mvgg19_nb.shards): tiny images, shards of 8, two actors of the module's local instance.
+# The actors run the backbone on one thread each, the local path on the process's threads: another summation order.
+# VGG19's 16 convolutions each add float32 rounding of ~1e-7 relative to sums of magnitude ~|features|: 1e-4
+# relative (and 1e-5 of the largest feature, for those near 0) is far above it and far below a wrong image (~1).
+FEAT_RTOL, FEAT_ATOL = 1e-4, 1e-5
+TINY = dict(input_size=(32, 32), weights=None, seed=0, views=2, progress=False)
+
+
+def _tiny_images(n=40):
+    return np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype='uint8')
+
+
+def _same_cache(a, b):
+    "Two `extract_features` results: the same folder name, files, description entries' shapes, features."
+    assert a.folder.name == b.folder.name  # the same key: the backend is not part of it
+    assert sorted(p.name for p in a.folder.iterdir()) == sorted(p.name for p in b.folder.iterdir())
+    da, db = (json.loads((f.folder/'layout.json').read_text()) for f in (a, b))
+    assert da['spec'] == db['spec'] and da['layout'] == db['layout'] and da['format'] == db['format']
+    assert {k: e['shape'] for k, e in da['views'].items()} == {k: e['shape'] for k, e in db['views'].items()}
+    va, vb = np.asarray(a.views), np.asarray(b.views)
+    np.testing.assert_allclose(va, vb, rtol=FEAT_RTOL, atol=FEAT_ATOL * np.abs(vb).max())
+
+
+@pytest.fixture
+def ray_shards_of_8(monkeypatch):
+    "`extract_features(backend='ray')` in shards of 8 images on two actors, for this test."
+    from functools import partial
+    from mvgg19_nb import features, shards
+    monkeypatch.setitem(features.EXTRACTORS, 'ray', partial(shards.extract_view_ray, shard_size=8, workers=2))
+
+
+def test_extraction_on_ray_equals_the_local_one(ray, ray_shards_of_8, tmp_path):
+    from mvgg19_nb.features import extract_features
+    imgs = _tiny_images()
+    local = extract_features(imgs, tmp_path/'local', 'tiny', **TINY)
+    on_ray = extract_features(imgs, tmp_path/'ray', 'tiny', **TINY, backend='ray')
+    _same_cache(on_ray, local)
+    assert not list(on_ray.folder.glob('*.shards'))  # the extraction's temporary data is gone
+    again = extract_features(imgs, tmp_path/'ray', 'tiny', **TINY, backend='ray')
+    assert again.extract_s == 0.0  # a cache written on Ray is read back as any other
+
+
+_KILLED = '''
+import sys, time
+from functools import partial
+import numpy as np
+from mvgg19_nb import features, shards
+from mvgg19_nb.features import extract_features
+slow = shards.write_atomic
+def write_slowly(path, content):  # one shard a second, so that the kill lands mid-way
+    slow(path, content); time.sleep(1.0)
+shards.write_atomic = write_slowly
+features.EXTRACTORS['ray'] = partial(shards.extract_view_ray, shard_size=8, workers=2)
+extract_features(np.load(sys.argv[1]), sys.argv[2], 'tiny', input_size=(32, 32), weights=None, seed=0, views=1,
+                 progress=False, backend='ray')
+'''
+
+
+def test_killed_extraction_resumes_from_its_finished_shards(ray, ray_shards_of_8, tmp_path, monkeypatch):
+    from mvgg19_nb import shards
+    from mvgg19_nb.features import extract_features
+    imgs = _tiny_images()
+    np.save(tmp_path/'imgs.npy', imgs)
+    (tmp_path/'killed.py').write_text(_KILLED)
+    env = {**os.environ, 'RAY_ADDRESS': ray.get_runtime_context().gcs_address}  # this module's instance, and token
+    proc = subprocess.Popen([sys.executable, str(tmp_path/'killed.py'), str(tmp_path/'imgs.npy'), str(tmp_path/'c')],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    found, deadline = [], time.time() + 180
+    try:
+        while len(found) < 2 and time.time() < deadline:
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.05)
+            found = list(tmp_path.glob('c/features-*/view0.npy.shards/*.npy'))
+    finally:
+        proc.send_signal(signal.SIGKILL); proc.wait()
+    assert 2 <= len(found) < 5, f'{len(found)} shards when the extraction was killed'
+    folder = found[0].parent.parent
+    assert not (folder/'view0.npy').exists()  # killed before the view was assembled
+    kept = {p.name: p.stat().st_mtime_ns for p in folder.glob('view0.npy.shards/*.npy')}
+    written, at_end = [], {}
+    real_write, real_remove = shards.write_atomic, shards.remove_shards
+    monkeypatch.setattr(shards, 'write_atomic', lambda path, content: (written.append(Path(path).name),
+                                                                       real_write(path, content))[1])
+    def remove(view_path):  # the shards as they are when the view is complete, just before they are removed
+        at_end.update({p.name: p.stat().st_mtime_ns for p in shards.shard_dir(view_path).glob('*.npy')})
+        real_remove(view_path)
+    monkeypatch.setattr(shards, 'remove_shards', remove)
+    resumed = extract_features(imgs, tmp_path/'c', 'tiny', **{**TINY, 'views': 1}, backend='ray')
+    assert {k: at_end[k] for k in kept} == kept  # the finished shards were reused as they were
+    assert sorted(written) == sorted(set(at_end) - set(kept)) and len(at_end) == 5  # only the others computed
+    assert not shards.shard_dir(folder/'view0.npy').exists()
+    _same_cache(resumed, extract_features(imgs, tmp_path/'local', 'tiny', **{**TINY, 'views': 1}))
+
+
+def test_a_bad_extraction_backend_is_one_line(tmp_path):
+    from mvgg19_nb.features import extract_features
+    from mvgg19_nb.params import ParameterError, check_params
+    with pytest.raises(ParameterError) as e:
+        extract_features(_tiny_images(2), tmp_path/'cache', 'tiny', **TINY, backend='dask')
+    assert str(e.value) == "backend='dask': use one of 'local', 'ray'"
+    assert not (tmp_path/'cache').exists()  # refused before any work
+    with pytest.raises(ParameterError) as e: check_params(backend='dask')  # `mvgg19 run -p backend dask`
+    assert str(e.value) == "backend='dask': use one of 'loky', 'serial', 'ray'"
+
+
+def test_sweep_passes_the_backend_to_its_runs(ds, tmp_path):
+    runs = cluster.plan_sweep(['magnetic_tile'], params={**SMALL, 'backend': 'ray', 'output_dir': str(tmp_path)})
+    assert [r.params['backend'] for r in runs] == ['ray']
