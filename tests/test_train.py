@@ -172,7 +172,8 @@ def test_committed_runs_keep_their_identity(page):
                  batch_size=p['batch_size'], weights=p['weights'], freeze=p['freeze'], preprocessing=p['preprocessing'],
                  val_split=p['val_split'], seed=p['seed'], bn_stats=p['bn_stats'], precision=p['precision'],
                  model_kwargs=dict(standardize_trunk=p['standardize_trunk']),
-                 augment=None if p['augment'] is True else p['augment'], views=p['views'])
+                 augment=None if p['augment'] is True else p['augment'], views=p['views'],
+                 calibrate=p.get('calibrate', 'none'), engine=p.get('engine', 'keras'))  # absent before they existed
     defaults = {k: v.default for k, v in inspect.signature(cross_validate).parameters.items() if k != 'ds'}
     labels = np.repeat(np.arange(len(rec['classes'])), [rec['counts'][c] for c in rec['classes']])
     data = Dataset(rec['dataset'], [f'{i}.png' for i in range(len(labels))], labels, rec['classes'])  # no files read
