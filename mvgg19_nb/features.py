@@ -416,6 +416,26 @@ def named_runner(registry, name, load=True):
         raise ImportError(f"backend={name!r} needs {module}.{attr} and the {name} package ({e}); install {name} "
                           f"(pip install {name}) or use backend={others}") from e
 
+def _views_to_extract(paths, desc) -> list:
+    "The views (indices of `paths`) missing or failing their description's entry; each failing one said in a line."
+    todo = []
+    for v, p in enumerate(paths):
+        problem = None if not p.exists() else _view_problem(p, desc['views'].get(p.name))
+        if problem and desc['layout'] is not None:  # (with no description, the caller's line said it all)
+            print(f'feature cache: {p} {problem}; re-extracting it', flush=True)
+        if problem or not p.exists(): todo.append(v)
+    return todo
+
+def _write_view(folder, desc, path, f):
+    "Write the features `f` to `path` atomically: the file, then its entry in the description, then the file moved in."
+    def save_view(tmp):
+        with open(tmp, 'wb') as out: np.save(out, f)  # (a file object: np.save adds no `.npy` to the name)
+        st = tmp.stat()  # os.replace keeps the size and mtime
+        desc['views'][path.name] = dict(shape=list(f.shape), size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                        blake2b=file_digest(tmp, 'blake2b'))
+        _save_description(folder, desc)
+    write_atomic(path, save_view)
+
 def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SIZE, weights='imagenet',
                      branches=PAPER_BRANCHES, trunk='block5_pool', preprocessing='vgg', seed=0, views=1,
                      augment=None, batch_size=64, progress=True, precision='float32', engine='keras', backend='local'):
@@ -441,12 +461,7 @@ def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SI
         if any(p.exists() for p in paths):
             print(f'feature cache: {folder/DESCRIPTION} {why}; re-extracting its views', flush=True)
         desc = dict(format=DESCRIPTION_FORMAT, spec=spec, layout=None, views={})
-    mtimes, todo = {k: e['mtime_ns'] for k, e in desc['views'].items()}, []
-    for v, p in enumerate(paths):
-        problem = None if not p.exists() else _view_problem(p, desc['views'].get(p.name))
-        if problem and desc['layout'] is not None:  # (with no description, the line above said it all)
-            print(f'feature cache: {p} {problem}; re-extracting it', flush=True)
-        if problem or not p.exists(): todo.append(v)
+    mtimes, todo = {k: e['mtime_ns'] for k, e in desc['views'].items()}, _views_to_extract(paths, desc)
     t0 = time.perf_counter()
     if todo:
         from mvgg19_nb.augment import augment_views, build_augmenter
@@ -467,13 +482,7 @@ def extract_features(images, cache_dir, content_key, input_size=DEFAULT_INPUT_SI
                       flush=True)
             f, finish = run_view(x, paths[v], ext, (engine, *args, precision),
                                  max(s['stop'] for s in desc['layout'].values()), batch_size, progress)
-            def save_view(tmp, f=f, name=paths[v].name):  # the file, then its entry, then the file moved in place
-                with open(tmp, 'wb') as out: np.save(out, f)  # (a file object: np.save adds no `.npy` to the name)
-                st = tmp.stat()  # os.replace keeps the size and mtime
-                desc['views'][name] = dict(shape=list(f.shape), size=st.st_size, mtime_ns=st.st_mtime_ns,
-                                           blake2b=file_digest(tmp, 'blake2b'))
-                _save_description(folder, desc)
-            write_atomic(paths[v], save_view)
+            _write_view(folder, desc, paths[v], f)
             finish()  # the view file holds them: the backend's own temporary data (Ray's shards) goes
     elif any(desc['views'][k]['mtime_ns'] != m for k, m in mtimes.items()): _save_description(folder, desc)
     feats = open_features(paths, desc['layout'], folder)
