@@ -50,11 +50,13 @@ def best_of(fn, repeats):
 
 # --- (7) the floors of this machine --------------------------------------------------------------------------------
 # float32 FLOP per cycle and core of the widest FMA the CPU has, assuming two FMA units a core (Intel from Skylake-SP,
-# AMD from Zen 2 for 256-bit; the AVX-512 parts here: Xeon Scalable, Zen 4/5): an FMA is 2 FLOP on 16 (AVX-512) or 8
-# (AVX2) float32 lanes. A part with one AVX-512 FMA unit reaches half the AVX-512 figure: the floor is then optimistic.
+# AMD from Zen 2 for 256-bit; Xeon Scalable and Zen 5 for 512-bit): an FMA is 2 FLOP on 16 (AVX-512) or 8 (AVX2)
+# float32 lanes. Zen 4 (AMD family 25 with AVX-512) runs a 512-bit FMA as two 256-bit halves: its peak is the AVX2
+# one. A part with one AVX-512 FMA unit reaches half the AVX-512 figure: the floor is then optimistic.
 ISA_FLOP_PER_CYCLE = (('avx512f', 64), ('avx2', 32), ('avx', 16), ('sse2', 8))  # avx512f, avx2: with fma
 FLAGS_REPORTED = ('sse2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16')
-ADAM_ARRAYS = 4  # Adam's step touches about 4 weight-sized float32 arrays (weights, gradient, two moments) per step
+ADAM_ARRAYS = 7  # Adam's step reads 4 weight-sized float32 arrays (weights, gradient, two moments) and writes 3
+                 # (weights, two moments): 7 passes over the weights a step, at least
 
 def cpu_clock_hz():
     "The CPU's clock: lscpu's max MHz where it says, else /proc/cpuinfo's current 'cpu MHz' (None: unknown)."
@@ -66,24 +68,56 @@ def cpu_clock_hz():
     try: return max(float(l.split(':')[1]) for l in open('/proc/cpuinfo') if l.startswith('cpu MHz')) * 1e6
     except (OSError, ValueError): return None
 
+def cpu_family():
+    "(vendor_id, cpu family) from /proc/cpuinfo, or ('', None) where it does not say."
+    info = {}
+    try:
+        for line in open('/proc/cpuinfo'):
+            k, _, v = line.partition(':')
+            if k.strip() in ('vendor_id', 'cpu family'): info.setdefault(k.strip(), v.strip())
+    except OSError: pass
+    fam = info.get('cpu family', '')
+    return info.get('vendor_id', ''), int(fam) if fam.isdigit() else None
+
+def gemm_flops(n=4096, repeats=3):
+    """Float32 FLOP/s of a numpy `n` x `n` matrix product on all cores (its BLAS), best of `repeats`: what this
+    machine reaches where the clock it reports is not the one it runs at (a virtual machine's nominal clock)."""
+    a, b = (np.random.default_rng(i).standard_normal((n, n), dtype='float32') for i in (0, 1))
+    a @ b  # warm up
+    return 2 * n ** 3 / best_of(lambda: a @ b, repeats)
+
 def cpu_peak():
     "The float32 peak of the cores this process may use: cores x FLOP/cycle of the best ISA x clock, and how."
-    flags, clock = cpu_flags(), cpu_clock_hz()
+    flags, clock, (vendor, family) = cpu_flags(), cpu_clock_hz(), cpu_family()
     isa, per_cycle = next(((f, n) for f, n in ISA_FLOP_PER_CYCLE
                            if f in flags and ('fma' in flags or f in ('avx', 'sse2'))), ('scalar', 2))
+    zen4 = isa == 'avx512f' and vendor == 'AuthenticAMD' and family == 25
+    if zen4: per_cycle = dict(ISA_FLOP_PER_CYCLE)['avx2']  # 512-bit FMAs in two 256-bit halves
     cores = cpu_cores()
-    out = dict(cores=cores, isa=isa, fp32_flop_per_cycle_per_core=per_cycle, clock_hz=clock,
+    out = dict(cores=cores, isa=isa + (' (Zen 4: two 256-bit halves)' if zen4 else ''), vendor=vendor,
+               cpu_family=family, fp32_flop_per_cycle_per_core=per_cycle, clock_hz=clock,
                fp32_peak_flops=cores * per_cycle * clock if clock else None,
-               assumption='two FMA units a core; clock: lscpu max MHz, else /proc/cpuinfo cpu MHz')
+               assumption='two FMA units a core; clock: lscpu max MHz, else /proc/cpuinfo cpu MHz; the peak used is '
+                          'the greater of that and a measured float32 matrix product (gemm_flops)')
+    gemm = gemm_flops()
+    out.update(gemm_flops=gemm, peak_used='nominal' if (out['fp32_peak_flops'] or 0) >= gemm else 'gemm')
+    out['fp32_peak_flops'] = max(out['fp32_peak_flops'] or 0, gemm)  # the floor's peak: an upper bound on speed
     if 'amx_bf16' in flags:  # a tile multiply of 16x32 by 32x16 bf16: 1024 bf16 FLOP/cycle/core (Sapphire Rapids)
         out['amx_bf16_note'] = ('AMX: up to about 1024 bfloat16 FLOP per cycle and core, 16 times the float32 FMA '
                                 'peak; precision=bfloat16 can run below the float32 floor')
     return out
 
-def memory_bandwidth(mbytes=256, repeats=3):
-    "Bytes per second of a numpy copy of `mbytes` MB (read + written), best of `repeats`: one core's stream."
-    a = np.ones(mbytes * 2 ** 20 // 4, 'float32'); b = np.empty_like(a)
-    return 2 * a.nbytes / best_of(lambda: np.copyto(b, a), repeats)
+def memory_bandwidth(mbytes=256, repeats=3, streams=None):
+    """Bytes per second of numpy copies of `mbytes` MB each (read + written), one per core at once (`streams`, default
+    the cores this process may use: the fold workers train side by side), best of `repeats`."""
+    from concurrent.futures import ThreadPoolExecutor  # np.copyto releases the GIL: the copies run in parallel
+    streams = streams or cpu_cores()
+    pairs = [(np.ones(mbytes * 2 ** 20 // 4, 'float32'), np.empty(mbytes * 2 ** 20 // 4, 'float32'))
+             for _ in range(streams)]
+    with ThreadPoolExecutor(streams) as pool:
+        copy_all = lambda: list(pool.map(lambda ab: np.copyto(ab[1], ab[0]), pairs))
+        copy_all()  # touch the pages first
+        return 2 * sum(a.nbytes for a, _ in pairs) / best_of(copy_all, repeats)
 
 def model_flops(model):
     "Forward FLOPs of one image through `model`'s Conv2D and Dense layers (2 per multiply-add)."
@@ -346,7 +380,7 @@ def main(argv=None):
               f"heads {floor['heads_floor_s']:.1f} s (wall x{floor['heads_wall_over_floor']:.2f}), protocol "
               f"x{floor['protocol_wall_over_floor']:.2f}; engine {floor['engine']}", flush=True)
     out = dict(speedup_full_protocol=speedup, extraction_vs_predict=extract_ips / predict_ips,
-               cached_cv_wall_s=cached_wall, extract_s=res.timings['extract_s'], plain_projected_s=plain_total,
+               cached_cv_wall_s=cached_wall, cached_timings=res.timings, extract_s=res.timings['extract_s'], plain_projected_s=plain_total,
                extraction_precision=precision, plain_epoch_s={m: plain_epoch[m] * n_train for m in plain_epoch},
                cached_epoch_s=cached_epoch, workers=res.timings['workers'], heads=res.timings['heads'],
                head_phase=heads, head_loop_epoch_s=loop_s, predict_img_per_s=predict_ips,
