@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault('KERAS_HOME', str(Path(__file__).resolve().parents[1]/'.keras_home'))
 import numpy as np, keras
 from mvgg19_nb.data import load_dataset
-from mvgg19_nb.engines import cpu_flags, cpu_name
+from mvgg19_nb.engines import cpu_family, cpu_flags, cpu_name
 from mvgg19_nb.features import (build_cached_head, engine_extractor, extract_features, feature_extractor,
                                 native_bfloat16, resolve_engine)
 from mvgg19_nb.images import cpu_cores
@@ -67,17 +67,6 @@ def cpu_clock_hz():
         if line.lower().startswith('cpu max mhz'): return float(line.split(':')[1]) * 1e6
     try: return max(float(l.split(':')[1]) for l in open('/proc/cpuinfo') if l.startswith('cpu MHz')) * 1e6
     except (OSError, ValueError): return None
-
-def cpu_family():
-    "(vendor_id, cpu family) from /proc/cpuinfo, or ('', None) where it does not say."
-    info = {}
-    try:
-        for line in open('/proc/cpuinfo'):
-            k, _, v = line.partition(':')
-            if k.strip() in ('vendor_id', 'cpu family'): info.setdefault(k.strip(), v.strip())
-    except OSError: pass
-    fam = info.get('cpu family', '')
-    return info.get('vendor_id', ''), int(fam) if fam.isdigit() else None
 
 def gemm_flops(n=4096, repeats=3):
     """Float32 FLOP/s of a numpy `n` x `n` matrix product on all cores (its BLAS), best of `repeats`: what this
@@ -380,7 +369,8 @@ def main(argv=None):
               f"heads {floor['heads_floor_s']:.1f} s (wall x{floor['heads_wall_over_floor']:.2f}), protocol "
               f"x{floor['protocol_wall_over_floor']:.2f}; engine {floor['engine']}", flush=True)
     out = dict(speedup_full_protocol=speedup, extraction_vs_predict=extract_ips / predict_ips,
-               cached_cv_wall_s=cached_wall, cached_timings=res.timings, extract_s=res.timings['extract_s'], plain_projected_s=plain_total,
+               cached_cv_wall_s=cached_wall, cached_timings=res.timings, extract_s=res.timings['extract_s'],
+               plain_projected_s=plain_total,
                extraction_precision=precision, plain_epoch_s={m: plain_epoch[m] * n_train for m in plain_epoch},
                cached_epoch_s=cached_epoch, workers=res.timings['workers'], heads=res.timings['heads'],
                head_phase=heads, head_loop_epoch_s=loop_s, predict_img_per_s=predict_ips,

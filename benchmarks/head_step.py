@@ -23,12 +23,16 @@ def per_step_ms(fn, n):
     for i in range(n): fn(i)
     return (time.perf_counter() - t0) / n * 1e3
 
+def random_features(layout, n, seed=0):
+    "`n` rows of non-negative random features in `layout` (moments and means are), and random binary labels."
+    rng = np.random.default_rng(seed)
+    width = max(v['stop'] for v in layout.values())
+    return np.abs(rng.standard_normal((n, width))).astype('float32'), rng.integers(0, 2, n)
+
 def step_parts(m, layout, steps, batch_size=32):
     "(1) The parts of one training step of the `m` head, in milliseconds."
-    width = max(v['stop'] for v in layout.values())
-    rng = np.random.default_rng(0)
-    xb = [rng.standard_normal((batch_size, width)).astype('float32') for _ in range(steps)]
-    yb = [rng.integers(0, 2, batch_size) for _ in range(steps)]
+    x, y = random_features(layout, steps * batch_size)
+    xb, yb = np.split(x, steps), np.split(y, steps)
     head = compile_head(build_cached_head(m, 2, layout))
     out = dict(train_on_batch=per_step_ms(lambda i: head.train_on_batch(xb[i], yb[i], return_dict=True), steps))
     opt, loss_fn, tv = head.optimizer, keras.losses.SparseCategoricalCrossentropy(), head.trainable_variables
@@ -57,10 +61,8 @@ PARTS = ('train_on_batch', 'precise_bn_stats', 'standardize_inputs', 'predict')
 
 def fold_profile(m, layout, epochs, n_train=2125, n_val=236):
     "(2) One fold of `fit_cached_head`, profiled: wall seconds and the share of each part."
-    width = max(v['stop'] for v in layout.values())
-    rng = np.random.default_rng(0)
-    views = np.abs(rng.standard_normal((1, n_train + n_val, width))).astype('float32')
-    labels, idx, val = rng.integers(0, 2, n_train + n_val), np.arange(n_train), np.arange(n_train, n_train + n_val)
+    x, labels = random_features(layout, n_train + n_val)
+    views, idx, val = x[None], np.arange(n_train), np.arange(n_train, n_train + n_val)
     head = compile_head(build_cached_head(m, 2, layout))
     fit = lambda e: fit_cached_head(head, views, idx, labels, e, 32, validation=(views[0][val], labels[val]))
     fit(1)  # tracing

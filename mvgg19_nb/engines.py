@@ -12,8 +12,8 @@ from .images import content_digest, cpu_cores, write_atomic
 from .params import ParameterError
 
 # %% auto #0
-__all__ = ['CHOICES', 'cpu_flags', 'cpu_name', 'require_tensorflow', 'rename_output', 'onnx_graph', 'import_onnxruntime',
-           'OnnxRunner', 'measure', 'fastest', 'choice_key', 'remembered', 'remember']
+__all__ = ['CHOICES', 'cpu_flags', 'cpu_name', 'cpu_family', 'require_tensorflow', 'rename_output', 'onnx_graph',
+           'import_onnxruntime', 'OnnxRunner', 'measure', 'fastest', 'choice_key', 'remembered', 'remember']
 
 # %% ../nbs/26_engines.ipynb #a896ce82
 def _cpuinfo(field):
@@ -30,6 +30,11 @@ def cpu_flags():
 def cpu_name():
     "The CPU's model name, from /proc/cpuinfo (else what `platform.processor()` says)."
     return _cpuinfo('model name') or platform.processor() or 'unknown CPU'
+
+def cpu_family():
+    "The CPU's (vendor, family number), from /proc/cpuinfo (('', None) where it does not say)."
+    family = _cpuinfo('cpu family') or ''
+    return _cpuinfo('vendor_id') or '', int(family) if family.isdigit() else None
 
 # %% ../nbs/26_engines.ipynb #7bdbb87c
 def require_tensorflow(what, hint=''):

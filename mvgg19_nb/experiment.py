@@ -125,7 +125,7 @@ def protocol_text(params: dict) -> str:
             f"{trunk}, "
             f"features computed in {p['precision']} by {ENGINE_NAMES.get(p['engine'], p['engine'])}, seed {p['seed']}"
             + (", probabilities calibrated by temperature scaling on each fold's validation part"
-               if p.get('calibrate') == 'temperature' else '') + '.')
+               if p['calibrate'] == 'temperature' else '') + '.')
     paper = dict(folds=10, freeze='frozen')  # epochs and batch size: "adjusted for each dataset" (the code: 15, 32)
     off = [f"{k} {p[k]} (paper: {v})" for k, v in paper.items() if p[k] != v]
     return text + (f" Differs from the paper's protocol in: {', '.join(off)}." if off else '')
