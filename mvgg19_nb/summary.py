@@ -197,7 +197,8 @@ the trunk's alone (VGG19's input) and all of them (MVGG19's). A model below the 
 not learnt what they hold; each dataset's page shows the per-fold numbers and per-class recall.
 Where a model was more than {GAP_LIMIT:g} points below its probe, its page repeated the cross-validation of both
 models without augmentation (the page's augmentation check): their accuracy without it is in brackets, and
-measures how much of each gap is the augmentation's.
+measures how much of each gap is the augmentation's. On ELPV the loss is the heads' own: a linear probe trained on
+the same augmented views gains accuracy instead ({{doc}}`/nbs/02_augment`, its last section).
 
 {baselines_markdown_table(tab) if tab.ran.any() else 'No results file yet.'}
 
