@@ -19,8 +19,9 @@ with the features' agreement and the CPU's bfloat16 flags; (6) the head phase al
 (`cross_validate` on a warm cache, baselines off), each model's heads trained one fold at a time in parallel worker
 processes (`heads='per_fold'`, the reference) against all folds of a model trained as one model (`heads='stacked'`,
 `FoldStack`), with how far apart their results are. (7) The floors of this machine: the extraction's (the backbone's
-FLOPs over the CPU's float32 peak) and the heads' (their FLOPs over that peak plus Adam's memory traffic over a
-bandwidth measured here), each phase's wall time as a multiple of its floor, the CPU's flags, and the engine and
+FLOPs over the CPU's float32 peak) and the heads' (their FLOPs over that peak, training and the protocol's
+per-epoch forward passes for precise BatchNorm and validation, plus Adam's memory traffic over a bandwidth
+measured here, part by part), each phase's wall time as a multiple of its floor, the CPU's flags, and the engine and
 precision that extracted (`--engine`). The plain loop's cost is projected from (1) to the full protocol
 (folds x epochs x training-fold size, plus test predictions). The machine's load average is recorded with each timing:
 other work on the cores slows every path. Weights: a seeded random backbone (ImageNet weights cannot be downloaded
@@ -118,13 +119,21 @@ def model_flops(model):
         elif isinstance(l, keras.layers.Dense): flops += 2 * int(np.prod(l.kernel.shape))
     return flops
 
-def head_floor_s(head, samples, steps, peak, bandwidth):
-    "A head's floor: forward and backward of its Dense layers (6 FLOP a weight a sample) plus Adam's memory traffic."
-    dense = sum(int(np.prod(l.kernel.shape)) for l in head.layers if isinstance(l, keras.layers.Dense))
+def head_floor(head, train_samples, steps, bn_samples, val_samples, peak, bandwidth):
+    """A head's floor, in seconds, part by part: forward and backward of its Dense layers (6 FLOP a weight a
+    training sample), Adam's memory traffic each step, and the forward passes the protocol adds: the precise
+    BatchNorm statistics (every Dense layer but the classifier, which follows the last BatchNorm: 2 FLOP a weight
+    an image of `bn_samples`) and the validation predictions (every Dense layer, 2 FLOP a weight an image)."""
+    kernels = [int(np.prod(l.kernel.shape)) for l in head.layers if isinstance(l, keras.layers.Dense)]
     weights = sum(int(np.prod(w.shape)) for w in head.trainable_weights)
-    return 6 * dense * samples / peak + ADAM_ARRAYS * 4 * weights * steps / bandwidth, dense, weights
+    parts = dict(train_s=6 * sum(kernels) * train_samples / peak,
+                 adam_s=ADAM_ARRAYS * 4 * weights * steps / bandwidth,
+                 precise_bn_s=2 * sum(kernels[:-1]) * bn_samples / peak,
+                 validation_s=2 * sum(kernels) * val_samples / peak)
+    return dict(floor_s=sum(parts.values()), parts=parts, dense_weights=sum(kernels), trainable_weights=weights,
+                steps=steps)
 
-def floors(size, n_images, views, n_train, folds, epochs, batch_size, num_classes, layout):
+def floors(size, n_images, views, n_train, n_val, folds, epochs, batch_size, num_classes, layout):
     "(7) This machine's floors for the protocol: extraction and heads, in seconds, with what they rest on."
     peak, bw = cpu_peak(), memory_bandwidth()
     backbone = build_backbone(size, weights=None)
@@ -134,11 +143,9 @@ def floors(size, n_images, views, n_train, folds, epochs, batch_size, num_classe
     if not peak['fp32_peak_flops']: return out
     out['extraction_floor_s'] = per_image * n_images * views / peak['fp32_peak_flops']
     steps = -(-int(n_train) // batch_size) * epochs * folds
-    heads = {}
-    for m in ('vgg19', 'mvgg19'):
-        s, dense, weights = head_floor_s(build_cached_head(m, num_classes, layout), n_train * epochs * folds, steps,
-                                         peak['fp32_peak_flops'], bw)
-        heads[m] = dict(floor_s=s, dense_weights=dense, trainable_weights=weights, steps=steps)
+    runs = epochs * folds  # bn_stats='precise': the statistics are set before each validation (every epoch)
+    heads = {m: head_floor(build_cached_head(m, num_classes, layout), n_train * runs, steps, n_train * runs,
+                           n_val * runs, peak['fp32_peak_flops'], bw) for m in ('vgg19', 'mvgg19')}
     out.update(heads_floor=heads, heads_floor_s=sum(h['floor_s'] for h in heads.values()))
     return out
 
@@ -352,7 +359,8 @@ def main(argv=None):
           f"(extraction {res.timings['extract_s']:.1f} s); plain loop projected: {plain_total:.0f} s; "
           f"speed-up x{speedup:.0f}")
     acc = {m: float(res.metrics(m)['accuracy'].mean()) for m in res.runs}
-    floor = floors(size, n, a.views, n_train * 0.9, a.folds, a.epochs, a.batch_size, k, layout)  # 0.9: val_split
+    floor = floors(size, n, a.views, n_train * 0.9, n_train * 0.1, a.folds, a.epochs, a.batch_size, k,
+                   layout)  # the template's val_split, 0.1
     floor.update(engine=res.timings.get('engine', engine), precision='float32')
     if 'extraction_floor_s' in floor:
         head_s = heads['per_fold']['heads_s']

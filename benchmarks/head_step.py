@@ -2,8 +2,10 @@
 
     python benchmarks/head_step.py            # results/head_step.json: both models, 150 steps, a 5-epoch fold
 
-(1) Per step (batch 32, random features of ELPV's layout at 100 px): `train_on_batch`, the compiled step it runs
-(forward, backward and `FusedAdam`), forward and backward alone, `FusedAdam`'s update alone and Keras's `Adam`'s.
+(1) Per step (batch 32, random features of ELPV's layout at 100 px): the loop of `train_on_batch` `fit_cached_head`
+runs, `fit` on a `ViewSampler`, `fit` on the epoch's arrays with 64 steps in one compiled call, the compiled step
+they run (forward, backward and `FusedAdam`), forward and backward alone, `FusedAdam`'s update alone
+and Keras's `Adam`'s, and the step's three matrix products in NumPy (its BLAS, one thread) for the arithmetic alone.
 (2) One fold of `fit_cached_head` (2,125 training and 236 validation images, the ELPV fold's sizes), profiled:
 the share of its time in the train steps, the precise BatchNorm statistics, the validation predictions. Speed does
 not depend on the features' values; the weights are random (seed 0).
@@ -14,7 +16,7 @@ os.environ.setdefault('KERAS_HOME', str(Path(__file__).resolve().parents[1]/'.ke
 import numpy as np, tensorflow as tf, keras
 from mvgg19_nb.engines import cpu_name
 from mvgg19_nb.features import build_cached_head, feature_layout
-from mvgg19_nb.heads import compile_head, fit_cached_head
+from mvgg19_nb.heads import FusedAdam, ViewSampler, compile_head, fit_cached_head
 from mvgg19_nb.model import PAPER_BRANCHES, build_backbone
 
 def per_step_ms(fn, n):
@@ -22,6 +24,22 @@ def per_step_ms(fn, n):
     fn(0); t0 = time.perf_counter()
     for i in range(n): fn(i)
     return (time.perf_counter() - t0) / n * 1e3
+
+def epoch_step_ms(fn, steps):
+    "Milliseconds a step of `fn()`, an epoch of `steps` steps, the best of 3 calls after one untimed call (tracing)."
+    fn(); times = []
+    for _ in range(3):
+        t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
+    return min(times) / steps * 1e3
+
+def numpy_matmuls_ms(head, batch_size, steps):
+    """Milliseconds of a step's matrix products for the first Dense layer (forward, weight gradient, input gradient:
+    the step's arithmetic, the other layers are small) in NumPy on one thread."""
+    from threadpoolctl import threadpool_limits
+    kernel = np.asarray(next(l for l in head.layers if isinstance(l, keras.layers.Dense)).kernel)
+    x = np.ones((batch_size, kernel.shape[0]), 'float32'); dy = np.ones((batch_size, kernel.shape[1]), 'float32')
+    with threadpool_limits(1):
+        return per_step_ms(lambda i: (x @ kernel, x.T @ dy, dy @ kernel.T), steps)
 
 def random_features(layout, n, seed=0):
     "`n` rows of non-negative random features in `layout` (moments and means are), and random binary labels."
@@ -34,7 +52,13 @@ def step_parts(m, layout, steps, batch_size=32):
     x, y = random_features(layout, steps * batch_size)
     xb, yb = np.split(x, steps), np.split(y, steps)
     head = compile_head(build_cached_head(m, 2, layout))
-    out = dict(train_on_batch=per_step_ms(lambda i: head.train_on_batch(xb[i], yb[i], return_dict=True), steps))
+    multi = build_cached_head(m, 2, layout)  # `fit` running 64 steps in one compiled call
+    multi.compile(optimizer=FusedAdam(), loss='sparse_categorical_crossentropy', metrics=['accuracy'],
+                  steps_per_execution=64)
+    out = dict(fit_64_steps_a_call=epoch_step_ms(lambda: multi.fit(x, y, batch_size, shuffle=False, verbose=0), steps),
+               fit_pydataset=epoch_step_ms(lambda: head.fit(ViewSampler(x[None], np.arange(len(y)), y, batch_size),
+                                                            verbose=0), steps),
+               train_on_batch=per_step_ms(lambda i: head.train_on_batch(xb[i], yb[i], return_dict=True), steps))
     opt, loss_fn, tv = head.optimizer, keras.losses.SparseCategoricalCrossentropy(), head.trainable_variables
     @tf.function
     def grads(x, y):
@@ -53,6 +77,7 @@ def step_parts(m, layout, steps, batch_size=32):
                forward_backward=per_step_ms(lambda i: grads(xt[i], yt[i]), steps),
                fused_adam=per_step_ms(lambda i: fused(g0), steps), keras_adam=per_step_ms(lambda i: plain(g0), steps))
     dense = sum(int(np.prod(l.kernel.shape)) for l in head.layers if isinstance(l, keras.layers.Dense))
+    out['numpy_matmuls'] = numpy_matmuls_ms(head, batch_size, steps)
     out.update(trainable_weights=sum(int(np.prod(v.shape)) for v in tv), dense_weights=dense,
                forward_backward_gflop_per_s=6 * dense * batch_size / (out['forward_backward'] / 1e3) / 1e9)
     return out
@@ -84,7 +109,8 @@ def main(argv=None):
         out['step_ms'][m] = step_parts(m, layout, a.steps)
         out['fold'][m] = fold_profile(m, layout, a.epochs)
         s, f = out['step_ms'][m], out['fold'][m]
-        print(f"{m}: train_on_batch {s['train_on_batch']:.1f} ms, compiled step {s['compiled_step']:.1f} ms "
+        print(f"{m}: train_on_batch {s['train_on_batch']:.1f} ms a step (fit on a ViewSampler {s['fit_pydataset']:.1f}, "
+              f"fit 64 steps a call {s['fit_64_steps_a_call']:.1f}; NumPy's products {s['numpy_matmuls']:.1f}), compiled step {s['compiled_step']:.1f} ms "
               f"(forward and backward {s['forward_backward']:.1f} ms, {s['forward_backward_gflop_per_s']:.0f} GFLOP/s; "
               f"FusedAdam {s['fused_adam']:.1f} ms, Keras Adam {s['keras_adam']:.1f} ms); a fold of {f['epochs']} "
               f"epochs {f['wall_s']:.1f} s: " + ', '.join(f'{p} {v:.0%}' for p, v in f['share'].items()), flush=True)
