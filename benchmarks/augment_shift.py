@@ -12,12 +12,13 @@ of `--views` cached views (the original and `views - 1` augmented with the defau
     python benchmarks/augment_shift.py --dataset elpv --size 100 --images 0 --folds 10 --test-folds 10 \\
         --current-only --heads-mix --features trunk all        # the ELPV page's folds: augment_shift_elpv.json
 """
-import argparse, json, os, platform, tempfile, time
+import argparse, json, os, tempfile, time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 from pathlib import Path
 import numpy as np
 import keras
 from mvgg19_nb.data import load_dataset
+from mvgg19_nb.engines import cpu_name
 from mvgg19_nb.features import extract_features
 from mvgg19_nb.images import content_digest
 from mvgg19_nb.train import duplicate_groups, make_folds, probe_features
@@ -66,31 +67,33 @@ def main(argv=None):
     variants = {n: v for n, v in VARIANTS.items() if not (a.current_only and n in OLD)}
     out, key = {}, content_digest(ds.digests())
     with tempfile.TemporaryDirectory() as d:  # view 0 is extracted once and shared by every variant
+        f = extract_features(imgs, d, key, size, None, views=1, progress=False)
+        v0 = probe_features(np.asarray(f.views[0]), f.layout)  # (trunk, all) of the original images
+        original = {feat: scores(linear_probe(v0[FEATURES[feat]], y, trains, tests, k), y, tests)
+                    for feat in a.features}  # the same for every variant
         for name, aug in variants.items():
             f = extract_features(imgs, d, key, size, None, views=2, augment=aug, progress=False)
-            v0, v1 = (probe_features(np.asarray(f.views[v]), f.layout) for v in (0, 1))
+            v1 = probe_features(np.asarray(f.views[1]), f.layout)
             shift = np.abs(v1[0].mean(0) - v0[0].mean(0)) / (v0[0].std(0) + 1e-12)
             out[name] = dict(median_shift_sd=float(np.median(shift[v0[0].std(0) > 0])))
             for feat in a.features:
                 i = FEATURES[feat]
-                out[name][feat] = dict(
-                    trained_on_original=scores(linear_probe(v0[i], y, trains, tests, k), y, tests),
-                    trained_on_augmented=scores(probe_on_views([v1[i]], v0[i], y, trains, tests, k), y, tests))
-                r = out[name][feat]
+                out[name][feat] = dict(trained_on_original=original[feat], trained_on_augmented=scores(
+                    probe_on_views([v1[i]], v0[i], y, trains, tests, k), y, tests))
                 print(f"{name:30s} {feat:5s} median shift {out[name]['median_shift_sd']:.3f} sd; probe accuracy "
-                      f"{r['trained_on_original']['accuracy']:.4f} (original) vs "
-                      f"{r['trained_on_augmented']['accuracy']:.4f} (augmented)", flush=True)
+                      f"{original[feat]['accuracy']:.4f} (original) vs "
+                      f"{out[name][feat]['trained_on_augmented']['accuracy']:.4f} (augmented)", flush=True)
         if a.heads_mix:
             f = extract_features(imgs, d, key, size, None, views=a.views, progress=False)
-            views = [probe_features(np.asarray(f.views[v]), f.layout) for v in range(a.views)]
-            out['every cached view, as the heads learn'] = {feat: dict(trained_on_views=scores(
-                probe_on_views([v[FEATURES[feat]] for v in views], views[0][FEATURES[feat]], y, trains, tests, k), y, tests))
+            views = [v0] + [probe_features(np.asarray(f.views[v]), f.layout) for v in range(1, a.views)]
+            out['every cached view, as the heads learn'] = {feat: dict(trained_on_views=scores(probe_on_views(
+                [v[FEATURES[feat]] for v in views], v0[FEATURES[feat]], y, trains, tests, k), y, tests))
                 for feat in a.features}
             print('every cached view:', json.dumps(out['every cached view, as the heads learn']), flush=True)
     res = dict(results=out, params=dict(dataset=a.dataset, n_images=len(ds), input_size=list(size),
                                         weights='random (seed 0)', probe_folds=f'{a.test_folds} of {a.folds} '
                                         'stratified folds (identical images kept together)', views=a.views),
-               machine=dict(cpu=platform.processor() or platform.machine(), cpus=os.cpu_count(),
+               machine=dict(cpu=cpu_name(), cpus=os.cpu_count(),
                             keras=keras.__version__, backend=keras.backend.backend()), wall_s=time.perf_counter() - t0)
     name = 'augment_shift.json' if a.dataset == 'magnetic_tile' else f'augment_shift_{a.dataset}.json'
     path = Path(__file__).parent/'results'/name

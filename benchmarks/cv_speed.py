@@ -41,6 +41,9 @@ from mvgg19_nb.model import PAPER_BRANCHES, build_backbone, build_model
 from mvgg19_nb.heads import ViewSampler, compile_head, fit_cached_head
 from mvgg19_nb.folds import STACKED_WORKERS, default_workers
 from mvgg19_nb.train import cross_validate
+from mvgg19_nb.experiment import EXPERIMENT_DEFAULTS
+
+VAL_SPLIT = EXPERIMENT_DEFAULTS['val_split']  # each fold's validation part, as on the results pages
 
 def best_of(fn, repeats):
     "Smallest wall time of `repeats` calls of `fn` (the least disturbed by other work on the machine)."
@@ -119,16 +122,16 @@ def model_flops(model):
         elif isinstance(l, keras.layers.Dense): flops += 2 * int(np.prod(l.kernel.shape))
     return flops
 
-def head_floor(head, train_samples, steps, bn_samples, val_samples, peak, bandwidth):
+def head_floor(head, train_samples, steps, val_samples, peak, bandwidth):
     """A head's floor, in seconds, part by part: forward and backward of its Dense layers (6 FLOP a weight a
-    training sample), Adam's memory traffic each step, and the forward passes the protocol adds: the precise
-    BatchNorm statistics (every Dense layer but the classifier, which follows the last BatchNorm: 2 FLOP a weight
-    an image of `bn_samples`) and the validation predictions (every Dense layer, 2 FLOP a weight an image)."""
+    training sample), Adam's memory traffic each step, and the forward passes the protocol adds each epoch: the
+    precise BatchNorm statistics over the training images (every Dense layer but the classifier, which follows the
+    last BatchNorm: 2 FLOP a weight a sample) and the validation predictions (every Dense layer, 2 FLOP a weight)."""
     kernels = [int(np.prod(l.kernel.shape)) for l in head.layers if isinstance(l, keras.layers.Dense)]
     weights = sum(int(np.prod(w.shape)) for w in head.trainable_weights)
     parts = dict(train_s=6 * sum(kernels) * train_samples / peak,
                  adam_s=ADAM_ARRAYS * 4 * weights * steps / bandwidth,
-                 precise_bn_s=2 * sum(kernels[:-1]) * bn_samples / peak,
+                 precise_bn_s=2 * sum(kernels[:-1]) * train_samples / peak,
                  validation_s=2 * sum(kernels) * val_samples / peak)
     return dict(floor_s=sum(parts.values()), parts=parts, dense_weights=sum(kernels), trainable_weights=weights,
                 steps=steps)
@@ -144,8 +147,8 @@ def floors(size, n_images, views, n_train, n_val, folds, epochs, batch_size, num
     out['extraction_floor_s'] = per_image * n_images * views / peak['fp32_peak_flops']
     steps = -(-int(n_train) // batch_size) * epochs * folds
     runs = epochs * folds  # bn_stats='precise': the statistics are set before each validation (every epoch)
-    heads = {m: head_floor(build_cached_head(m, num_classes, layout), n_train * runs, steps, n_train * runs,
-                           n_val * runs, peak['fp32_peak_flops'], bw) for m in ('vgg19', 'mvgg19')}
+    heads = {m: head_floor(build_cached_head(m, num_classes, layout), n_train * runs, steps, n_val * runs,
+                           peak['fp32_peak_flops'], bw) for m in ('vgg19', 'mvgg19')}
     out.update(heads_floor=heads, heads_floor_s=sum(h['floor_s'] for h in heads.values()))
     return out
 
@@ -191,8 +194,8 @@ def head_phase(ds, size, folds, epochs, batch_size, views, cache_dir, variants=H
             with tempfile.TemporaryDirectory() as d:
                 t0 = time.perf_counter()
                 res = cross_validate(ds, input_size=size, folds=folds, epochs=epochs, batch_size=batch_size,
-                                     weights=None, views=views, out_dir=d, cache_dir=cache_dir, progress=False,
-                                     baselines=False, workers=workers, engine=engine, **variants[name])
+                                     val_split=VAL_SPLIT, weights=None, views=views, out_dir=d, cache_dir=cache_dir,
+                                     progress=False, baselines=False, workers=workers, engine=engine, **variants[name])
                 wall = time.perf_counter() - t0 - res.timings['extract_s']
             get_reusable_executor().shutdown(wait=True)  # the next run starts its workers afresh, not warm
             runs[name] = res
@@ -273,7 +276,7 @@ def main(argv=None):
         out = dict(head_phase=heads, cache_warm_s=warm_s,
                    params=dict(dataset=a.dataset, n_images=len(ds), input_size=list(size), folds=a.folds,
                                epochs=a.epochs, batch_size=a.batch_size, views=a.views, models=['vgg19', 'mvgg19'],
-                               val_split=0.1, bn_stats='precise', weights='random (seed 0)', workers=a.workers,
+                               val_split=VAL_SPLIT, bn_stats='precise', weights='random (seed 0)', workers=a.workers,
                                default_workers_per_fold=default_workers(2 * a.folds), stacked_workers=STACKED_WORKERS,
                                head_repeats=a.head_repeats,
                                reduced=a.epochs < 15 or a.folds < 10 or a.max_images is not None,
@@ -319,9 +322,9 @@ def main(argv=None):
 
     # (3) the whole cached protocol, extraction included
     with tempfile.TemporaryDirectory() as d:
-        res = cross_validate(ds, input_size=size, folds=a.folds, epochs=a.epochs, batch_size=a.batch_size, weights=None,
-                             views=a.views, out_dir=d, cache_dir=Path(d)/'cache', workers=a.workers, progress=False,
-                             engine=a.engine)
+        res = cross_validate(ds, input_size=size, folds=a.folds, epochs=a.epochs, batch_size=a.batch_size,
+                             val_split=VAL_SPLIT, weights=None, views=a.views, out_dir=d, cache_dir=Path(d)/'cache',
+                             workers=a.workers, progress=False, engine=a.engine)
         cache_bytes = sum(p.stat().st_size for p in (Path(d)/'cache').rglob('*.npy'))
         print(f"cached run: {res.timings['wall_s']:.1f} s in {res.timings['workers']} worker process(es)", flush=True)
 
@@ -359,8 +362,8 @@ def main(argv=None):
           f"(extraction {res.timings['extract_s']:.1f} s); plain loop projected: {plain_total:.0f} s; "
           f"speed-up x{speedup:.0f}")
     acc = {m: float(res.metrics(m)['accuracy'].mean()) for m in res.runs}
-    floor = floors(size, n, a.views, n_train * 0.9, n_train * 0.1, a.folds, a.epochs, a.batch_size, k,
-                   layout)  # the template's val_split, 0.1
+    floor = floors(size, n, a.views, n_train * (1 - VAL_SPLIT), n_train * VAL_SPLIT, a.folds, a.epochs,
+                   a.batch_size, k, layout)
     floor.update(engine=res.timings.get('engine', engine), precision='float32')
     if 'extraction_floor_s' in floor:
         head_s = heads['per_fold']['heads_s']

@@ -109,8 +109,9 @@ def main(argv=None):
         out['step_ms'][m] = step_parts(m, layout, a.steps)
         out['fold'][m] = fold_profile(m, layout, a.epochs)
         s, f = out['step_ms'][m], out['fold'][m]
-        print(f"{m}: train_on_batch {s['train_on_batch']:.1f} ms a step (fit on a ViewSampler {s['fit_pydataset']:.1f}, "
-              f"fit 64 steps a call {s['fit_64_steps_a_call']:.1f}; NumPy's products {s['numpy_matmuls']:.1f}), compiled step {s['compiled_step']:.1f} ms "
+        print(f"{m}: train_on_batch {s['train_on_batch']:.1f} ms a step (fit on a ViewSampler "
+              f"{s['fit_pydataset']:.1f}, fit 64 steps a call {s['fit_64_steps_a_call']:.1f}; NumPy's products "
+              f"{s['numpy_matmuls']:.1f}), compiled step {s['compiled_step']:.1f} ms "
               f"(forward and backward {s['forward_backward']:.1f} ms, {s['forward_backward_gflop_per_s']:.0f} GFLOP/s; "
               f"FusedAdam {s['fused_adam']:.1f} ms, Keras Adam {s['keras_adam']:.1f} ms); a fold of {f['epochs']} "
               f"epochs {f['wall_s']:.1f} s: " + ', '.join(f'{p} {v:.0%}' for p, v in f['share'].items()), flush=True)
